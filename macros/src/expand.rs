@@ -1,0 +1,255 @@
+//! Checks the item `#[leak_check]` is on, and rewrites it.
+
+use crate::args::{Args, Flavor};
+use crate::Errors;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, ToTokens, TokenStreamExt};
+use syn::{AttrStyle, Attribute, Error, Expr, Item, ItemFn, Local, Pat, Result, Stmt};
+
+/// What the function is, which decides the shape of the expansion.
+enum Form<'a> {
+    /// `fn`: checked after the body returns.
+    Sync,
+    /// `async fn` without a runtime attribute: gets a runtime of its own.
+    OwnRuntime,
+    /// `async fn` with `#[tokio::test]` (or another `..::test`) below
+    /// `#[leak_check]`: that attribute builds the runtime.
+    RuntimeAttr(&'a Attribute),
+}
+
+pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
+    let mut errors = Errors::default();
+    let args = Args::parse(args, &mut errors);
+    let Item::Fn(func) = item else {
+        errors.push(Error::new(
+            Span::call_site(),
+            "`#[leak_check]` goes on a test function, `fn` or `async fn`",
+        ));
+        return errors.finish().map(|()| unreachable!());
+    };
+    let form = classify(&func, &mut errors);
+    check_signature(&func, &mut errors);
+    match form {
+        Form::Sync => {
+            for arg in args.runtime() {
+                let msg = format!(
+                    "`{}` configures the tokio runtime of an `async fn` test; this test is not async",
+                    arg.path.to_token_stream(),
+                );
+                errors.push(Error::new_spanned(arg, msg));
+            }
+        }
+        Form::OwnRuntime => args.check_runtime(&mut errors),
+        Form::RuntimeAttr(attr) => {
+            let path = attr.path().to_token_stream().to_string().replace(' ', "");
+            for arg in args.runtime() {
+                let msg = format!(
+                    "the runtime here is the one `#[{path}]` builds: \
+                     give it this argument instead, as in `#[{path}({})]`",
+                    arg.to_token_stream(),
+                );
+                errors.push(Error::new_spanned(arg, msg));
+            }
+        }
+    }
+    errors.finish()?;
+    Ok(generate(&func, &form, &args))
+}
+
+fn classify<'a>(func: &'a ItemFn, errors: &mut Errors) -> Form<'a> {
+    if let Some(dup) = func.attrs.iter().find(|attr| last_segment_is(attr, "leak_check")) {
+        errors.push(Error::new_spanned(dup, "duplicate `#[leak_check]`"));
+    }
+    let test_attr = func.attrs.iter().find(|attr| last_segment_is(attr, "test"));
+    match (&func.sig.asyncness, test_attr) {
+        (Some(_), Some(attr)) => Form::RuntimeAttr(attr),
+        (Some(_), None) => Form::OwnRuntime,
+        (None, _) => {
+            if expanded_by_tokio(func) {
+                errors.push(Error::new(
+                    Span::call_site(),
+                    "`#[leak_check]` must be above `#[tokio::test]`, not below it: \
+                     below, it only sees the sync function `#[tokio::test]` made, \
+                     whose runtime (and every task in it) is gone before a check there \
+                     could run, so the check could never fail",
+                ));
+            }
+            Form::Sync
+        }
+    }
+}
+
+fn last_segment_is(attr: &Attribute, name: &str) -> bool {
+    attr.path().segments.last().is_some_and(|segment| segment.ident == name)
+}
+
+/// Whether `#[tokio::test]` (or `#[tokio::main]`) above `#[leak_check]` has
+/// already turned the `async fn` into a sync one, which tokio-macros does by
+/// starting the body with `let body = async { .. };`.
+fn expanded_by_tokio(func: &ItemFn) -> bool {
+    matches!(
+        func.block.stmts.first(),
+        Some(Stmt::Local(Local { pat: Pat::Ident(pat), init: Some(init), .. }))
+            if pat.ident == "body" && matches!(*init.expr, Expr::Async(_))
+    )
+}
+
+fn check_signature(func: &ItemFn, errors: &mut Errors) {
+    let sig = &func.sig;
+    if !sig.inputs.is_empty() {
+        errors.push(Error::new_spanned(
+            &sig.inputs,
+            "a `#[leak_check]` test takes no arguments; set up what it needs in its body",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(Error::new_spanned(
+            &sig.generics,
+            "a `#[leak_check]` test can't be generic; \
+             write a generic helper and call it from the test",
+        ));
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.push(Error::new_spanned(
+            where_clause,
+            "a `#[leak_check]` test can't have a `where` clause",
+        ));
+    }
+}
+
+fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
+    let (outer, inner): (Vec<_>, Vec<_>) =
+        func.attrs.iter().partition(|attr| matches!(attr.style, AttrStyle::Outer));
+    let vis = &func.vis;
+    let output = &func.sig.output;
+    let mut sig = func.sig.clone();
+    // The user's block, braces and inner attributes included, as the body of
+    // `__leakcheck_body` so that `return` and `?` keep their meaning and its
+    // locals are dropped before the check.
+    let mut body = TokenStream::new();
+    func.block.brace_token.surround(&mut body, |tokens| {
+        tokens.append_all(&inner);
+        tokens.append_all(&func.block.stmts);
+    });
+    let guard = options(args);
+    let private = quote!(::leakcheck::__private);
+
+    let add_test = match form {
+        Form::Sync | Form::OwnRuntime => !func.attrs.iter().any(|attr| last_segment_is(attr, "test")),
+        Form::RuntimeAttr(_) => false,
+    };
+    let (test_attr, run_once) = if add_test {
+        (quote!(#[::core::prelude::v1::test]), run_once(func))
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
+
+    let block = match form {
+        Form::Sync => quote! {
+            #run_once
+            fn __leakcheck_body() #output #body
+            let __leakcheck_guard = #guard;
+            let __leakcheck_value = __leakcheck_body();
+            #private::check_sync(__leakcheck_guard);
+            __leakcheck_value
+        },
+        Form::OwnRuntime => {
+            sig.asyncness = None;
+            let runtime = runtime(args);
+            quote! {
+                #run_once
+                async fn __leakcheck_body() #output #body
+                let mut __leakcheck_builder = #runtime;
+                #private::instrument_runtime(&mut __leakcheck_builder);
+                let __leakcheck_runtime = __leakcheck_builder
+                    .build()
+                    .expect("leakcheck: failed to build the tokio runtime");
+                __leakcheck_runtime.block_on(async {
+                    let __leakcheck_guard = #guard;
+                    let __leakcheck_value = __leakcheck_body().await;
+                    #private::check_async(__leakcheck_guard).await;
+                    __leakcheck_value
+                })
+            }
+        }
+        Form::RuntimeAttr(_) => quote! {
+            async fn __leakcheck_body() #output #body
+            let __leakcheck_guard = #guard;
+            let __leakcheck_value = __leakcheck_body().await;
+            #private::check_async(__leakcheck_guard).await;
+            __leakcheck_value
+        },
+    };
+
+    quote! {
+        #(#outer)*
+        #test_attr
+        #vis #sig {
+            #block
+        }
+    }
+}
+
+/// `Options::new()...verify_none()`, which opens the guard.
+fn options(args: &Args) -> TokenStream {
+    let settle = args.settle_ms.iter();
+    let names = &args.ignore_name;
+    let locations = &args.ignore_location;
+    quote! {
+        ::leakcheck::Options::new()
+            #(.settle(::core::time::Duration::from_millis(#settle)))*
+            #(.ignore_name(#names))*
+            #(.ignore_location(#locations))*
+            .verify_none()
+    }
+}
+
+/// The runtime builder `#[tokio::test]` would make from the same arguments.
+fn runtime(args: &Args) -> TokenStream {
+    let builder = quote!(::leakcheck::__private::tokio::runtime::Builder);
+    let mut runtime = match args.flavor.as_ref().map(|flavor| flavor.value) {
+        None | Some(Flavor::CurrentThread) => quote!(#builder::new_current_thread()),
+        Some(Flavor::MultiThread) => quote!(#builder::new_multi_thread()),
+    };
+    if let Some(workers) = &args.worker_threads {
+        let workers = &workers.value;
+        runtime.extend(quote!(.worker_threads(#workers)));
+    }
+    if args.start_paused.as_ref().is_some_and(|paused| paused.value.value) {
+        runtime.extend(quote!(.start_paused(true)));
+    }
+    quote!({
+        let mut __leakcheck_builder = #runtime;
+        __leakcheck_builder.enable_all();
+        __leakcheck_builder
+    })
+}
+
+/// A `#[test]` above `#[leak_check]` has already registered the function, and
+/// leaves no trace in the tokens it passes on, so the `#[test]` that
+/// `#[leak_check]` adds would register it a second time. Each registration
+/// calls the same function, so the second call in a process reports it: it
+/// panics, or for a `#[should_panic]` test returns, failing either way.
+fn run_once(func: &ItemFn) -> TokenStream {
+    let message = format!(
+        "leakcheck: `{}` is registered as a test twice: `#[leak_check]` makes it a test, \
+         and so does the `#[test]` above it; remove that `#[test]` \
+         (or put it below `#[leak_check]`)",
+        func.sig.ident,
+    );
+    let fail = if func.attrs.iter().any(|attr| attr.path().is_ident("should_panic")) {
+        quote! {
+            ::std::eprintln!(#message);
+            return;
+        }
+    } else {
+        quote!(::core::panic!(#message);)
+    };
+    quote! {
+        static __LEAKCHECK_RAN: ::core::sync::atomic::AtomicBool =
+            ::core::sync::atomic::AtomicBool::new(false);
+        if __LEAKCHECK_RAN.swap(true, ::core::sync::atomic::Ordering::Relaxed) {
+            #fail
+        }
+    }
+}

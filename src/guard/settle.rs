@@ -1,0 +1,114 @@
+//! The settle loop, as a state machine shared by the blocking and the async
+//! check: each step looks once, and says whether the scope is clean, has
+//! leaked, or deserves another look after a pause.
+
+use crate::options::Options;
+use crate::registry::{Record, Scope, State};
+use crate::report::{LeakReport, Straggler};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The first pause between looks; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_micros(250);
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+/// How long every straggler must look stuck before the check gives up early.
+/// An aborted task looks stuck until a worker gets round to dropping it, which
+/// takes microseconds, or milliseconds on a loaded machine.
+const STUCK_GRACE: Duration = Duration::from_millis(10);
+
+pub(crate) enum Step {
+    Clean,
+    Leaked(LeakReport),
+    Wait(Duration),
+}
+
+pub(crate) struct Settle<'a> {
+    scope: &'a Arc<Scope>,
+    options: &'a Options,
+    test: Option<&'a str>,
+    budget: Duration,
+    pause: Duration,
+    /// Poll counts at the first look, to recognise tasks that spin.
+    polls_at_start: HashMap<u64, u64>,
+    /// The check blocks the only thread of a current-thread runtime, so tasks
+    /// that are runnable there cannot run until it returns.
+    runtime_blocked: bool,
+    first_look: bool,
+}
+
+impl<'a> Settle<'a> {
+    pub(crate) fn new(
+        scope: &'a Arc<Scope>,
+        options: &'a Options,
+        test: Option<&'a str>,
+        budget: Duration,
+        runtime_blocked: bool,
+    ) -> Self {
+        Self {
+            scope,
+            options,
+            test,
+            budget,
+            pause: FIRST_PAUSE,
+            polls_at_start: HashMap::new(),
+            runtime_blocked,
+            first_look: true,
+        }
+    }
+
+    /// Looks once. `elapsed` is the time since the check began, on whatever
+    /// clock the caller sleeps on.
+    pub(crate) fn step(&mut self, elapsed: Duration) -> Step {
+        // The cheap test first: a clean scope returns in one pass.
+        if self.scope.subtree_is_empty() {
+            return Step::Clean;
+        }
+        let mut records: Vec<Arc<Record>> = Vec::new();
+        self.scope.collect_subtree(&mut records);
+        if self.first_look {
+            self.first_look = false;
+            self.polls_at_start = records
+                .iter()
+                .map(|r| (r.id, r.activity.sample().polls))
+                .collect();
+        }
+        let now = Instant::now();
+        let mut unjudged = 0usize;
+        let stragglers: Vec<Straggler> = records
+            .into_iter()
+            .map(|record| {
+                let polls = self.polls_at_start.get(&record.id).copied();
+                Straggler::observe(record, now, polls)
+            })
+            .filter(|straggler| {
+                let cannot_run = self.runtime_blocked
+                    && matches!(straggler.state(), State::Runnable | State::NotStarted);
+                unjudged += usize::from(cannot_run);
+                !cannot_run && !self.options.ignores(straggler)
+            })
+            .collect();
+        if unjudged > 0 && stragglers.is_empty() {
+            crate::notice::Notice::WokenTasksNotJudged.print_once();
+        }
+        if stragglers.is_empty() {
+            return Step::Clean;
+        }
+        // Nothing can wake a stuck task, so waiting longer cannot help.
+        let all_stuck = stragglers.iter().all(|s| s.state() == State::Stuck);
+        if (all_stuck && elapsed >= STUCK_GRACE.min(self.budget)) || elapsed >= self.budget {
+            let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
+            if self.runtime_blocked {
+                report.add_note(format!(
+                    "this check ran synchronously inside a current-thread runtime, so no task could run \
+                     while it waited: {unjudged} woken task(s) were not judged, and a task aborted just \
+                     before the check still looks alive; use `check_async().await` or `#[leak_check]`"
+                ));
+            }
+            return Step::Leaked(report);
+        }
+        let pause = self.pause.min(self.budget - elapsed);
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+        Step::Wait(pause)
+    }
+}

@@ -1,0 +1,124 @@
+//! Fail a test when tokio tasks or OS threads that it started are still
+//! running at its end, and show where each straggler was spawned, what it is
+//! doing, and whether it can ever finish.
+//!
+//! leakcheck does for tokio tasks and threads what goleak does for
+//! goroutines, and it is safe with `cargo test`'s parallel tests: each check
+//! sees only the work its own test started.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let guard = leakcheck::verify_none();
+//!
+//! // A worker that waits on a channel whose sender is kept but never used.
+//! let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+//! leakcheck::spawn(async move { while let Some(_) = rx.recv().await {} });
+//!
+//! let report = guard.check_async().await.unwrap_err();
+//! assert_eq!(report.stragglers()[0].location().line(), line!() - 3);
+//! # drop(tx);
+//! # }
+//! ```
+//!
+//! # How it fits together
+//!
+//! - [`task`] and [`thread`]: spawn wrappers that mirror tokio's and std's
+//!   and register what they start.
+//! - A registry of live work, filed by *scope*. [`verify_none`] opens a scope
+//!   on the current thread; anything spawned while it is current, or spawned
+//!   by that work in turn, belongs to it.
+//! - [`LeakGuard`]: closes the scope and checks it, settling with bounded
+//!   backoff and failing at once when every straggler is provably stuck.
+//! - [`LeakReport`]: stragglers grouped by creation site, with resolved
+//!   creation backtraces and task states.
+//! - [`snapshot`]: everything alive in the process, like a goroutine dump.
+//!
+//! # Configuration
+//!
+//! | variable | values | effect |
+//! |---|---|---|
+//! | `LEAKCHECK` | `on` (default), `off` | `off` turns every check into a no-op, with one notice on stderr |
+//! | `LEAKCHECK_SETTLE_MS` | 0 to 600000 | the default settle budget (500 ms otherwise) |
+//! | `LEAKCHECK_BACKTRACE` | `off`, `site` (default), `full` | creation backtraces: none, one per call site per scope, or one per spawn |
+//!
+//! An invalid value, or an unknown `LEAKCHECK_*` variable, makes every guard
+//! panic with a message naming it.
+
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod capture;
+mod config;
+mod guard;
+mod notice;
+mod options;
+mod registry;
+pub mod report;
+mod snapshot;
+pub mod task;
+pub mod thread;
+
+pub use guard::{verify_none, LeakGuard};
+pub use options::{Options, DEFAULT_SETTLE};
+pub use registry::{Kind, State};
+pub use report::{LeakReport, Straggler};
+pub use snapshot::{snapshot, Snapshot};
+pub use task::{spawn, spawn_blocking, spawn_local};
+
+/// Runs `f` outside every test's scope: work it spawns through leakcheck,
+/// and all work that work spawns in turn, is long-lived by design and is
+/// never reported by a check. It still shows in [`snapshot`].
+///
+/// Use it for process-wide workers started lazily by whichever test happens
+/// to need them first, such as a shared connection pool's reaper.
+///
+/// ```
+/// use std::sync::OnceLock;
+///
+/// static POOL_REAPER: OnceLock<std::thread::JoinHandle<()>> = OnceLock::new();
+///
+/// let guard = leakcheck::verify_none();
+/// POOL_REAPER.get_or_init(|| {
+///     leakcheck::background(|| leakcheck::thread::spawn(|| loop {
+///         std::thread::park();
+///     }))
+/// });
+/// guard.check().unwrap(); // the reaper is not this test's leak
+/// ```
+pub fn background<R>(f: impl FnOnce() -> R) -> R {
+    registry::start_tracking();
+    let mut context = registry::ScopeContext::inherit(registry::Scope::background());
+    registry::scope::with_context(&mut context, f)
+}
+
+/// Support for the `#[leak_check]` expansion. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use tokio;
+
+    use crate::LeakGuard;
+
+    /// Checks a sync test's guard, panicking with the report on a leak.
+    #[track_caller]
+    pub fn check_sync(guard: LeakGuard) {
+        if let Err(report) = guard.check() {
+            panic!("{report}");
+        }
+    }
+
+    /// Awaits an async test's check inside its runtime, panicking with the
+    /// report on a leak.
+    pub async fn check_async(guard: LeakGuard) {
+        if let Err(report) = guard.check_async().await {
+            panic!("{report}");
+        }
+    }
+
+    /// Prepares a runtime builder made by `#[leak_check]`.
+    pub fn instrument_runtime(builder: &mut tokio::runtime::Builder) {
+        let _ = builder;
+    }
+
+    pub use crate::registry::{live_count, registry_table_bytes};
+}

@@ -1,0 +1,317 @@
+//! [`Options`]: how long a check waits, and what it ignores.
+
+use crate::guard::LeakGuard;
+use crate::report::Straggler;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The settle budget when neither [`Options::settle`] nor
+/// `LEAKCHECK_SETTLE_MS` sets one.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(500);
+
+/// Settings for a leak check, built like `std::thread::Builder`.
+///
+/// Start from [`Options::new`], chain what you need, and finish with
+/// [`Options::verify_none`] to open the guard.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let guard = leakcheck::Options::new()
+///     .settle(Duration::from_millis(100))
+///     .ignore_name("metrics-flusher")
+///     .ignore_location("src/pool.rs:88")
+///     .ignore_frame("hyper::client::pool")
+///     .ignore_if(|s| s.kind() == leakcheck::Kind::BlockingTask)
+///     .verify_none();
+/// guard.check().unwrap();
+/// ```
+#[derive(Clone, Default)]
+#[must_use = "Options do nothing until `verify_none` is called"]
+pub struct Options {
+    settle: Option<Duration>,
+    ignores: Vec<Ignore>,
+}
+
+#[derive(Clone)]
+enum Ignore {
+    Name(String),
+    Location(LocationPattern),
+    Frame(String),
+    If(Arc<dyn Fn(&Straggler) -> bool + Send + Sync>),
+}
+
+impl fmt::Debug for Ignore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ignore::Name(name) => write!(f, "Name({name:?})"),
+            Ignore::Location(pattern) => write!(f, "Location({pattern:?})"),
+            Ignore::Frame(frame) => write!(f, "Frame({frame:?})"),
+            Ignore::If(_) => f.write_str("If(..)"),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("settle", &self.settle)
+            .field("ignores", &self.ignores)
+            .finish()
+    }
+}
+
+impl Options {
+    /// Default options: the settle budget from `LEAKCHECK_SETTLE_MS`, or
+    /// [`DEFAULT_SETTLE`], and nothing ignored.
+    ///
+    /// ```
+    /// let guard = leakcheck::Options::new().verify_none();
+    /// # guard.check().unwrap();
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long a check may wait for stragglers that are still winding down
+    /// before it reports them. A clean scope returns at once whatever this is,
+    /// and so does a scope whose stragglers are all provably stuck.
+    ///
+    /// ```
+    /// let guard = leakcheck::Options::new()
+    ///     .settle(std::time::Duration::from_millis(50))
+    ///     .verify_none();
+    /// # guard.check().unwrap();
+    /// ```
+    pub fn settle(mut self, budget: Duration) -> Self {
+        self.settle = Some(budget);
+        self
+    }
+
+    /// Ignores tasks and threads with this name. A trailing `*` matches any
+    /// name that starts with what precedes it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `name` is empty, which would match nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let guard = leakcheck::Options::new().ignore_name("pool-*").verify_none();
+    /// leakcheck::task::Builder::new()
+    ///     .name("pool-reaper")
+    ///     .spawn(std::future::pending::<()>())?;
+    /// guard.check_async().await.unwrap();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ignore_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        assert!(
+            !name.is_empty() && name != "*",
+            "leakcheck: ignore_name({name:?}) would match no name or every name; \
+             pass a task or thread name, or a prefix followed by `*`"
+        );
+        self.ignores.push(Ignore::Name(name));
+        self
+    }
+
+    /// Ignores work spawned at a site: `file`, `file:line` or
+    /// `file:line:col`. The file matches when it equals the spawn site's file
+    /// or ends with it after a `/`, so `pool.rs` matches `src/pool.rs`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the pattern has no file part or a line or column that is not
+    /// a positive number.
+    ///
+    /// ```
+    /// let guard = leakcheck::Options::new().ignore_location("src/server.rs:120").verify_none();
+    /// # guard.check().unwrap();
+    /// ```
+    pub fn ignore_location(mut self, pattern: impl AsRef<str>) -> Self {
+        match LocationPattern::parse(pattern.as_ref()) {
+            Ok(pattern) => self.ignores.push(Ignore::Location(pattern)),
+            Err(message) => panic!("{message}"),
+        }
+        self
+    }
+
+    /// Ignores work whose creation backtrace has a frame whose function name
+    /// contains `pattern`, like goleak's `IgnoreAnyFunction`. It needs
+    /// backtraces (`LEAKCHECK_BACKTRACE` other than `off`).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `pattern` is empty.
+    ///
+    /// ```
+    /// let guard = leakcheck::Options::new().ignore_frame("my_crate::global_pool").verify_none();
+    /// # guard.check().unwrap();
+    /// ```
+    pub fn ignore_frame(mut self, pattern: impl Into<String>) -> Self {
+        let pattern = pattern.into();
+        assert!(
+            !pattern.is_empty(),
+            "leakcheck: ignore_frame(\"\") would match every frame; pass part of a function path"
+        );
+        self.ignores.push(Ignore::Frame(pattern));
+        self
+    }
+
+    /// Ignores every straggler for which `predicate` returns true.
+    ///
+    /// ```
+    /// use leakcheck::Kind;
+    /// let guard = leakcheck::Options::new()
+    ///     .ignore_if(|s| s.kind() == Kind::Thread && s.name() == Some("logger"))
+    ///     .verify_none();
+    /// # guard.check().unwrap();
+    /// ```
+    pub fn ignore_if<F>(mut self, predicate: F) -> Self
+    where
+        F: Fn(&Straggler) -> bool + Send + Sync + 'static,
+    {
+        self.ignores.push(Ignore::If(Arc::new(predicate)));
+        self
+    }
+
+    /// Opens a guard with these options on the current thread. See
+    /// [`crate::verify_none`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if a `LEAKCHECK*` environment variable is invalid, naming it,
+    /// its value and what is accepted.
+    ///
+    /// ```
+    /// let guard = leakcheck::Options::new().verify_none();
+    /// guard.check().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn verify_none(self) -> LeakGuard {
+        LeakGuard::open(self)
+    }
+
+    /// The settle budget to use, all sources considered.
+    pub(crate) fn settle_budget(&self, from_env: Option<Duration>) -> Duration {
+        self.settle.or(from_env).unwrap_or(DEFAULT_SETTLE)
+    }
+
+    /// Whether any ignore rule matches `straggler`.
+    pub(crate) fn ignores(&self, straggler: &Straggler) -> bool {
+        self.ignores.iter().any(|ignore| match ignore {
+            Ignore::Name(pattern) => straggler
+                .name()
+                .is_some_and(|name| name_matches(pattern, name)),
+            Ignore::Location(pattern) => pattern.matches(straggler.location()),
+            Ignore::Frame(pattern) => straggler
+                .backtrace()
+                .is_some_and(|trace| trace.mentions(pattern)),
+            Ignore::If(predicate) => predicate(straggler),
+        })
+    }
+}
+
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LocationPattern {
+    file: String,
+    line: Option<u32>,
+    column: Option<u32>,
+}
+
+impl LocationPattern {
+    fn parse(pattern: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!(
+                "leakcheck: ignore_location({pattern:?}) is invalid: {why}; \
+                 expected `file`, `file:line` or `file:line:col`, e.g. \"src/pool.rs:88\""
+            )
+        };
+        let mut parts = pattern.rsplitn(3, ':').collect::<Vec<_>>();
+        parts.reverse();
+        // Trailing numeric parts are line and column; anything else is file.
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let (file, line, column) = match parts.as_slice() {
+            [file, line, column] if numeric(line) && numeric(column) => {
+                (file.to_string(), Some(*line), Some(*column))
+            }
+            [head @ .., line] if numeric(line) => (head.join(":"), Some(*line), None),
+            _ => (pattern.to_owned(), None, None),
+        };
+        if file.is_empty() {
+            return Err(bad("the file part is empty"));
+        }
+        let number = |s: Option<&str>, what: &str| -> Result<Option<u32>, String> {
+            s.map(|s| {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(&format!("the {what} must be a number from 1 to {}", u32::MAX)))
+            })
+            .transpose()
+        };
+        Ok(Self {
+            line: number(line, "line")?,
+            column: number(column, "column")?,
+            file,
+        })
+    }
+
+    fn matches(&self, location: &std::panic::Location<'_>) -> bool {
+        let file = location.file();
+        let file_matches = file == self.file
+            || file
+                .strip_suffix(self.file.as_str())
+                .is_some_and(|rest| rest.ends_with('/') || rest.ends_with('\\'));
+        file_matches
+            && self.line.is_none_or(|line| line == location.line())
+            && self.column.is_none_or(|column| column == location.column())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_patterns_parse_and_match() {
+        let here = std::panic::Location::caller();
+        let file = here.file();
+        let line = here.line();
+        assert!(LocationPattern::parse(file).unwrap().matches(here));
+        assert!(LocationPattern::parse("options.rs").unwrap().matches(here));
+        assert!(!LocationPattern::parse("ptions.rs").unwrap().matches(here));
+        let with_line = LocationPattern::parse(&format!("{file}:{line}")).unwrap();
+        assert!(with_line.matches(here));
+        let wrong_line = LocationPattern::parse(&format!("{file}:{}", line + 1)).unwrap();
+        assert!(!wrong_line.matches(here));
+        let full = format!("{file}:{line}:{}", here.column());
+        assert!(LocationPattern::parse(&full).unwrap().matches(here));
+    }
+
+    #[test]
+    fn bad_location_patterns_explain_what_is_accepted() {
+        for bad in ["", ":12", "src/a.rs:0", "src/a.rs:99999999999"] {
+            let message = LocationPattern::parse(bad).unwrap_err();
+            assert!(message.contains("`file`, `file:line` or `file:line:col`"), "{message}");
+        }
+    }
+
+    #[test]
+    fn names_match_exactly_or_by_prefix() {
+        assert!(name_matches("reaper", "reaper"));
+        assert!(!name_matches("reaper", "reaper-2"));
+        assert!(name_matches("pool-*", "pool-7"));
+        assert!(!name_matches("pool-*", "spool-7"));
+    }
+}

@@ -1,0 +1,176 @@
+//! The live registry: one [`Record`] for every tracked task and thread that
+//! has not ended, filed under the [`Scope`] it was spawned in.
+//!
+//! The spawn wrappers call [`register`] and keep the returned
+//! [`Registration`]; dropping it, which the wrappers do on completion, panic,
+//! abort or runtime shutdown, removes the record. Nothing else writes here.
+//!
+//! Until something turns tracking on (the first guard, a snapshot, or
+//! [`crate::background`]), [`is_tracking`] is false and the wrappers register
+//! nothing: production code pays one relaxed load per spawn.
+
+mod activity;
+pub(crate) mod scope;
+mod slab;
+
+pub use activity::State;
+pub(crate) use activity::{Activity, ActivitySample};
+pub(crate) use scope::{Scope, ScopeContext};
+
+use crate::capture::Captured;
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+static TRACKING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the wrappers should register what they spawn.
+#[inline]
+pub(crate) fn is_tracking() -> bool {
+    TRACKING.load(Ordering::Relaxed)
+}
+
+/// Turns tracking on for the rest of the process.
+pub(crate) fn start_tracking() {
+    TRACKING.store(true, Ordering::Relaxed);
+}
+
+/// The kind of a unit of work.
+///
+/// ```
+/// assert_eq!(leakcheck::Kind::BlockingTask.to_string(), "blocking task");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A task spawned onto a tokio runtime.
+    Task,
+    /// A closure run on tokio's blocking pool.
+    BlockingTask,
+    /// A `!Send` task spawned onto a `tokio::task::LocalSet`.
+    LocalTask,
+    /// An OS thread.
+    Thread,
+}
+
+impl Kind {
+    /// The plural noun, for counts in reports.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Task => "tasks",
+            Kind::BlockingTask => "blocking tasks",
+            Kind::LocalTask => "local tasks",
+            Kind::Thread => "threads",
+        }
+    }
+
+    /// Whether this kind is polled as a future, so it has a waker and a state
+    /// beyond "running".
+    pub(crate) fn is_async(self) -> bool {
+        matches!(self, Kind::Task | Kind::LocalTask)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Task => "task",
+            Kind::BlockingTask => "blocking task",
+            Kind::LocalTask => "local task",
+            Kind::Thread => "thread",
+        })
+    }
+}
+
+/// Everything known about one tracked unit of work.
+pub(crate) struct Record {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) spawned_at: Instant,
+    pub(crate) backtrace: Option<Captured>,
+    pub(crate) scope: Arc<Scope>,
+    pub(crate) activity: Activity,
+    /// tokio's id for the task, once the spawn has returned its handle.
+    pub(crate) task_id: OnceLock<tokio::task::Id>,
+}
+
+/// What a wrapper knows at spawn time.
+pub(crate) struct Spawn<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// Ownership of one record's place in the registry; dropping it unregisters.
+pub(crate) struct Registration {
+    record: Arc<Record>,
+    slot: slab::Slot,
+}
+
+impl Registration {
+    pub(crate) fn record(&self) -> &Arc<Record> {
+        &self.record
+    }
+
+    /// The scope context the registered work starts with.
+    pub(crate) fn context(&self) -> ScopeContext {
+        ScopeContext::inherit(self.record.scope.clone())
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.record.scope.live.remove(self.slot);
+    }
+}
+
+/// Registers new work in the current scope. Call only when [`is_tracking`].
+pub(crate) fn register(spawn: Spawn<'_>) -> Registration {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let scope = scope::current();
+    let backtrace = crate::capture::capture(&scope, spawn.location);
+    let record = Arc::new(Record {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        kind: spawn.kind,
+        name: spawn.name.map(Box::from),
+        location: spawn.location,
+        spawned_at: Instant::now(),
+        backtrace,
+        scope,
+        activity: Activity::new(),
+        task_id: OnceLock::new(),
+    });
+    let slot = record.scope.live.insert(record.clone());
+    Registration { record, slot }
+}
+
+/// Every live record in every scope.
+pub(crate) fn all_records() -> Vec<Arc<Record>> {
+    let mut out = Vec::new();
+    for scope in scope::all_scopes() {
+        scope.live.collect_into(&mut out);
+    }
+    out
+}
+
+/// Bytes held by the registry's tables across every scope (records excluded).
+#[doc(hidden)]
+pub fn registry_table_bytes() -> usize {
+    scope::all_scopes()
+        .iter()
+        .map(|scope| scope.live.capacity_bytes())
+        .sum()
+}
+
+/// The number of live records across every scope.
+#[doc(hidden)]
+pub fn live_count() -> usize {
+    scope::all_scopes()
+        .iter()
+        .map(|scope| scope.live.len())
+        .sum()
+}

@@ -1,0 +1,231 @@
+//! Scopes, and which scope is current.
+//!
+//! A scope owns the work spawned while it is current. Scopes form a tree: a
+//! guard opened while another is current nests inside it, and a check looks
+//! at its own scope and every scope nested in it, never at its siblings. That
+//! is what keeps parallel tests apart.
+//!
+//! "Current" is a small stack kept per thread, and swapped in by a tracked
+//! task or thread while it runs, so that the scope travels with the work
+//! from worker thread to worker thread.
+
+use super::slab::ShardedSlab;
+use super::Record;
+use crate::capture::SiteSamples;
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+
+/// What a scope stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScopeKind {
+    /// Work spawned outside any guard.
+    Root,
+    /// Work declared long-lived with [`crate::background`].
+    Background,
+    /// The scope of one guard; the label is the test's name, when known.
+    Guard { label: Option<String> },
+}
+
+pub(crate) struct Scope {
+    pub(crate) kind: ScopeKind,
+    parent: Option<Arc<Scope>>,
+    pub(crate) live: ShardedSlab<Arc<Record>>,
+    children: Mutex<Vec<Weak<Scope>>>,
+    /// Set when the guard that opened the scope is gone.
+    closed: AtomicBool,
+    pub(crate) samples: SiteSamples,
+}
+
+/// Every scope that is still referenced, so a snapshot can find them all.
+static ALL_SCOPES: Mutex<Vec<Weak<Scope>>> = Mutex::new(Vec::new());
+
+static ROOT: LazyLock<Arc<Scope>> = LazyLock::new(|| Scope::create(ScopeKind::Root, None));
+static BACKGROUND: LazyLock<Arc<Scope>> =
+    LazyLock::new(|| Scope::create(ScopeKind::Background, None));
+
+impl Scope {
+    fn create(kind: ScopeKind, parent: Option<Arc<Scope>>) -> Arc<Scope> {
+        let scope = Arc::new(Scope {
+            kind,
+            parent,
+            live: ShardedSlab::new(),
+            children: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            samples: SiteSamples::default(),
+        });
+        if let Some(parent) = &scope.parent {
+            let mut children = parent.children.lock();
+            children.retain(|child| child.strong_count() > 0);
+            children.push(Arc::downgrade(&scope));
+        }
+        let mut all = ALL_SCOPES.lock();
+        all.retain(|scope| scope.strong_count() > 0);
+        all.push(Arc::downgrade(&scope));
+        scope
+    }
+
+    /// Opens a guard scope nested in the scope that is current now.
+    pub(crate) fn open_guard(label: Option<String>) -> Arc<Scope> {
+        let parent = current();
+        let parent = match parent.kind {
+            ScopeKind::Guard { .. } => Some(parent),
+            ScopeKind::Root | ScopeKind::Background => None,
+        };
+        Scope::create(ScopeKind::Guard { label }, parent)
+    }
+
+    pub(crate) fn root() -> Arc<Scope> {
+        ROOT.clone()
+    }
+
+    pub(crate) fn background() -> Arc<Scope> {
+        BACKGROUND.clone()
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The test name of the nearest guard scope, for snapshots.
+    pub(crate) fn label(&self) -> Option<&str> {
+        match &self.kind {
+            ScopeKind::Guard { label } => label.as_deref(),
+            ScopeKind::Root | ScopeKind::Background => None,
+        }
+    }
+
+    /// True when nothing is alive in this scope or any scope nested in it.
+    /// Costs one lock per shard when there are no nested scopes.
+    pub(crate) fn subtree_is_empty(&self) -> bool {
+        if !self.live.is_empty() {
+            return false;
+        }
+        self.live_children()
+            .iter()
+            .all(|child| child.subtree_is_empty())
+    }
+
+    /// Every live record in this scope and the scopes nested in it.
+    pub(crate) fn collect_subtree(&self, out: &mut Vec<Arc<Record>>) {
+        self.live.collect_into(out);
+        for child in self.live_children() {
+            child.collect_subtree(out);
+        }
+    }
+
+    fn live_children(&self) -> Vec<Arc<Scope>> {
+        self.children.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// Every scope still referenced anywhere, root and background first.
+pub(crate) fn all_scopes() -> Vec<Arc<Scope>> {
+    let mut scopes = vec![Scope::root(), Scope::background()];
+    scopes.extend(ALL_SCOPES.lock().iter().filter_map(Weak::upgrade).filter(
+        |scope| !matches!(scope.kind, ScopeKind::Root | ScopeKind::Background),
+    ));
+    scopes
+}
+
+/// The scope context of one thread, or of one tracked task or thread while it
+/// runs: the scope it was started in, plus the guards opened inside it.
+#[derive(Default)]
+pub(crate) struct ScopeContext {
+    base: Option<Arc<Scope>>,
+    guards: Vec<Arc<Scope>>,
+}
+
+impl ScopeContext {
+    /// The context a tracked unit of work starts with.
+    pub(crate) fn inherit(scope: Arc<Scope>) -> Self {
+        Self {
+            base: Some(scope),
+            guards: Vec::new(),
+        }
+    }
+
+    fn current(&mut self) -> Option<Arc<Scope>> {
+        // A guard dropped on another thread cannot reach this stack; it marks
+        // its scope closed, and the stale entry is dropped here.
+        while self.guards.last().is_some_and(|scope| scope.is_closed()) {
+            self.guards.pop();
+        }
+        self.guards.last().or(self.base.as_ref()).cloned()
+    }
+}
+
+thread_local! {
+    static CONTEXT: RefCell<ScopeContext> = const {
+        RefCell::new(ScopeContext { base: None, guards: Vec::new() })
+    };
+}
+
+/// The scope that new work is charged to on this thread right now.
+pub(crate) fn current() -> Arc<Scope> {
+    CONTEXT
+        .try_with(|context| {
+            context
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut context| context.current())
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(Scope::root)
+}
+
+/// Makes `scope` current on this thread until [`leave_guard`] removes it.
+pub(crate) fn enter_guard(scope: &Arc<Scope>) {
+    let _ = CONTEXT.try_with(|context| {
+        if let Ok(mut context) = context.try_borrow_mut() {
+            context.guards.push(scope.clone());
+        }
+    });
+}
+
+/// Removes `scope` from this thread's stack wherever it is, so guards may be
+/// dropped out of order, and marks it closed for stacks on other threads.
+pub(crate) fn leave_guard(scope: &Arc<Scope>) {
+    scope.close();
+    let _ = CONTEXT.try_with(|context| {
+        if let Ok(mut context) = context.try_borrow_mut() {
+            if let Some(at) = context
+                .guards
+                .iter()
+                .rposition(|entry| Arc::ptr_eq(entry, scope))
+            {
+                context.guards.remove(at);
+            }
+        }
+    });
+}
+
+/// Runs `f` with `context` installed as this thread's scope context, then
+/// puts the previous context back, also when `f` panics.
+pub(crate) fn with_context<R>(context: &mut ScopeContext, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        saved: &'a mut ScopeContext,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            swap(self.saved);
+        }
+    }
+    fn swap(context: &mut ScopeContext) {
+        let _ = CONTEXT.try_with(|current| {
+            if let Ok(mut current) = current.try_borrow_mut() {
+                std::mem::swap(&mut *current, context);
+            }
+        });
+    }
+
+    swap(context);
+    let _restore = Restore { saved: context };
+    f()
+}

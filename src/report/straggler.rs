@@ -1,0 +1,152 @@
+//! [`Straggler`]: one unit of work that was still alive at a check.
+
+use crate::capture::Backtrace;
+use crate::registry::{ActivitySample, Kind, Record, State};
+use std::fmt;
+use std::panic::Location;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A task or thread that was still alive when a check or snapshot looked.
+///
+/// Reports and snapshots expose stragglers as data, for assertions and tools:
+///
+/// ```
+/// use leakcheck::{Kind, Options, State};
+///
+/// let guard = Options::new().settle(std::time::Duration::ZERO).verify_none();
+/// let (keep_alive, rx) = std::sync::mpsc::channel::<()>();
+/// let worker = leakcheck::thread::Builder::new()
+///     .name("listener".into())
+///     .spawn(move || { let _ = rx.recv(); })?;
+///
+/// let report = guard.check().unwrap_err();
+/// let straggler = &report.stragglers()[0];
+/// assert_eq!(straggler.kind(), Kind::Thread);
+/// assert_eq!(straggler.name(), Some("listener"));
+/// assert_eq!(straggler.state(), State::Running);
+/// assert_eq!(straggler.location().line(), line!() - 7); // the `.spawn(` line
+///
+/// drop(keep_alive);
+/// worker.join().unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Straggler {
+    record: Arc<Record>,
+    age: Duration,
+    state: State,
+    activity: ActivitySample,
+    polls_while_settling: u64,
+    backtrace: OnceLock<Option<Backtrace>>,
+}
+
+impl Straggler {
+    /// Observes `record` now. `polls_at_start` is the poll count seen when the
+    /// check began, to tell a spinning task from a waiting one.
+    pub(crate) fn observe(record: Arc<Record>, now: Instant, polls_at_start: Option<u64>) -> Self {
+        let activity = record.activity.sample();
+        let polls_while_settling = polls_at_start.map_or(0, |p| activity.polls.saturating_sub(p));
+        let state = if !record.kind.is_async() {
+            State::Running
+        } else if polls_while_settling > 1 && !matches!(activity.state(), State::Stuck | State::Waiting) {
+            State::Busy
+        } else {
+            activity.state()
+        };
+        Self {
+            age: now.saturating_duration_since(record.spawned_at),
+            record,
+            state,
+            activity,
+            polls_while_settling,
+            backtrace: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn record(&self) -> &Arc<Record> {
+        &self.record
+    }
+
+    /// Whether it is a task, a blocking task, a local task or a thread.
+    pub fn kind(&self) -> Kind {
+        self.record.kind
+    }
+
+    /// The name given at spawn, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.record.name.as_deref()
+    }
+
+    /// The line that spawned it: the caller of the leakcheck wrapper.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.record.location
+    }
+
+    /// How long before the observation it was spawned.
+    pub fn age(&self) -> Duration {
+        self.age
+    }
+
+    /// What it was doing; see [`State`].
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// How many times a task was polled (0 for blocking tasks and threads).
+    pub fn polls(&self) -> u64 {
+        self.activity.polls
+    }
+
+    /// How many times a task was woken (0 for blocking tasks and threads).
+    pub fn wakes(&self) -> u64 {
+        self.activity.wakes
+    }
+
+    /// How many times a task was polled while the check waited.
+    pub fn polls_while_settling(&self) -> u64 {
+        self.polls_while_settling
+    }
+
+    /// How long a task has been idle since its last poll ended, if it was
+    /// ever polled.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let last = self.activity.last_poll_end?;
+        (!self.activity.in_poll).then(|| self.age.saturating_sub(last))
+    }
+
+    /// tokio's id for a task, for matching with tokio's own tools.
+    pub fn task_id(&self) -> Option<tokio::task::Id> {
+        self.record.task_id.get().copied()
+    }
+
+    /// The name of the test whose scope it belongs to, when it belongs to one.
+    pub fn test_name(&self) -> Option<&str> {
+        self.record.scope.label()
+    }
+
+    /// The creation backtrace, resolved on first call. `None` when
+    /// `LEAKCHECK_BACKTRACE=off`.
+    pub fn backtrace(&self) -> Option<&Backtrace> {
+        self.backtrace
+            .get_or_init(|| {
+                let captured = self.record.backtrace.as_ref()?;
+                Some(captured.trace.resolve(captured.shared))
+            })
+            .as_ref()
+    }
+}
+
+impl fmt::Debug for Straggler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Straggler")
+            .field("kind", &self.kind())
+            .field("name", &self.name())
+            .field("location", &self.location())
+            .field("age", &self.age)
+            .field("state", &self.state)
+            .field("polls", &self.polls())
+            .field("wakes", &self.wakes())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,128 @@
+//! The future wrapper behind every tracked task.
+//!
+//! It keeps the task's registration (dropping the wrapper unregisters, which
+//! covers completion, panic, abort and runtime shutdown alike), installs the
+//! task's scope context around each poll, and hands the inner future a waker
+//! of its own so that the registry can tell a task nothing can wake from one
+//! that merely waits.
+
+use crate::registry::{self, Record, Registration, ScopeContext, Spawn};
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+pub(crate) struct Tracked<F> {
+    future: F,
+    registration: Option<Registration>,
+    context: ScopeContext,
+    /// The waker handed to `future`; forwards to `runtime_waker`.
+    own_waker: Option<Waker>,
+    /// A copy of the runtime's waker, compared with `will_wake` so the shared
+    /// copy in the record is only locked when it changes.
+    runtime_waker: Option<Waker>,
+}
+
+impl<F> Tracked<F> {
+    /// Registers `future` in the current scope. Returns the record too, so
+    /// the caller can note tokio's task id once it has spawned.
+    pub(crate) fn register(future: F, spawn: Spawn<'_>) -> (Self, Arc<Record>) {
+        let registration = registry::register(spawn);
+        let record = registration.record().clone();
+        let tracked = Tracked {
+            future,
+            context: registration.context(),
+            registration: Some(registration),
+            own_waker: None,
+            runtime_waker: None,
+        };
+        (tracked, record)
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is never moved out of `self` (structural pinning);
+        // the other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let Some(registration) = &this.registration else {
+            return future.poll(cx);
+        };
+        let record = registration.record();
+        if !this
+            .runtime_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            let waker = cx.waker().clone();
+            *record.activity.runtime_waker.lock() = Some(waker.clone());
+            this.runtime_waker = Some(waker);
+        }
+        let own_waker = this
+            .own_waker
+            .get_or_insert_with(|| counting_waker(record));
+        record.activity.poll_started();
+        let result = crate::registry::scope::with_context(&mut this.context, || {
+            future.poll(&mut Context::from_waker(own_waker))
+        });
+        record.activity.poll_ended(record.spawned_at);
+        if result.is_ready() {
+            // Unregister before tokio hands the output to the JoinHandle, so
+            // a check right after `handle.await` never sees this task.
+            this.own_waker = None;
+            this.registration = None;
+        }
+        result
+    }
+}
+
+// The waker is an `Arc<Record>` in disguise. Each clone also bumps the
+// record's waker count, which is how a task that nothing can wake is told
+// apart from one whose waker sits in a channel or timer.
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+
+fn counting_waker(record: &Arc<Record>) -> Waker {
+    record.activity.waker_cloned();
+    let ptr = Arc::into_raw(record.clone()).cast::<()>();
+    // SAFETY: the vtable functions below uphold the RawWaker contract: `ptr`
+    // is an `Arc<Record>` whose strong count each clone owns one of.
+    unsafe { Waker::from_raw(RawWaker::new(ptr, &VTABLE)) }
+}
+
+unsafe fn clone(ptr: *const ()) -> RawWaker {
+    let record = ptr.cast::<Record>();
+    // SAFETY: `ptr` came from `Arc::into_raw` and this waker owns a count.
+    unsafe {
+        Arc::increment_strong_count(record);
+        (*record).activity.waker_cloned();
+    }
+    RawWaker::new(ptr, &VTABLE)
+}
+
+unsafe fn wake(ptr: *const ()) {
+    // SAFETY: as for `clone`; the count owned by this waker is released.
+    unsafe {
+        wake_by_ref(ptr);
+        drop_waker(ptr);
+    }
+}
+
+unsafe fn wake_by_ref(ptr: *const ()) {
+    // SAFETY: the waker owns a strong count, so the record is alive.
+    let record = ManuallyDrop::new(unsafe { Arc::from_raw(ptr.cast::<Record>()) });
+    record.activity.woke();
+    let runtime_waker = record.activity.runtime_waker.lock().clone();
+    if let Some(waker) = runtime_waker {
+        waker.wake();
+    }
+}
+
+unsafe fn drop_waker(ptr: *const ()) {
+    // SAFETY: releases the count this waker owned.
+    let record = unsafe { Arc::from_raw(ptr.cast::<Record>()) };
+    record.activity.waker_dropped();
+}
