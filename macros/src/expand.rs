@@ -21,11 +21,14 @@ pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
     let mut errors = Errors::default();
     let args = Args::parse(args, &mut errors);
     let Item::Fn(func) = item else {
-        errors.push(Error::new(
+        let mut error = Error::new(
             Span::call_site(),
             "`#[leak_check]` goes on a test function, `fn` or `async fn`",
-        ));
-        return errors.finish().map(|()| unreachable!());
+        );
+        if let Err(args_error) = errors.finish() {
+            error.combine(args_error);
+        }
+        return Err(error);
     };
     let form = classify(&func, &mut errors);
     check_signature(&func, &mut errors);
@@ -155,11 +158,12 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
         },
         Form::OwnRuntime => {
             sig.asyncness = None;
-            let runtime = runtime(args);
+            let (new, settings) = runtime(args);
             quote! {
                 #run_once
                 async fn __leakcheck_body() #output #body
-                let mut __leakcheck_builder = #runtime;
+                let mut __leakcheck_builder = #private::tokio::runtime::Builder::#new();
+                __leakcheck_builder.enable_all() #settings;
                 #private::instrument_runtime(&mut __leakcheck_builder);
                 let __leakcheck_runtime = __leakcheck_builder
                     .build()
@@ -204,25 +208,22 @@ fn options(args: &Args) -> TokenStream {
     }
 }
 
-/// The runtime builder `#[tokio::test]` would make from the same arguments.
-fn runtime(args: &Args) -> TokenStream {
-    let builder = quote!(::leakcheck::__private::tokio::runtime::Builder);
-    let mut runtime = match args.flavor.as_ref().map(|flavor| flavor.value) {
-        None | Some(Flavor::CurrentThread) => quote!(#builder::new_current_thread()),
-        Some(Flavor::MultiThread) => quote!(#builder::new_multi_thread()),
+/// The runtime `#[tokio::test]` would build from the same arguments: the
+/// builder's constructor, and the settings to chain after `enable_all()`.
+fn runtime(args: &Args) -> (TokenStream, TokenStream) {
+    let new = match args.flavor.as_ref().map(|flavor| flavor.value) {
+        None | Some(Flavor::CurrentThread) => quote!(new_current_thread),
+        Some(Flavor::MultiThread) => quote!(new_multi_thread),
     };
+    let mut settings = TokenStream::new();
     if let Some(workers) = &args.worker_threads {
         let workers = &workers.value;
-        runtime.extend(quote!(.worker_threads(#workers)));
+        settings.extend(quote!(.worker_threads(#workers)));
     }
     if args.start_paused.as_ref().is_some_and(|paused| paused.value.value) {
-        runtime.extend(quote!(.start_paused(true)));
+        settings.extend(quote!(.start_paused(true)));
     }
-    quote!({
-        let mut __leakcheck_builder = #runtime;
-        __leakcheck_builder.enable_all();
-        __leakcheck_builder
-    })
+    (new, settings)
 }
 
 /// A `#[test]` above `#[leak_check]` has already registered the function, and
