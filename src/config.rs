@@ -6,6 +6,7 @@
 //! configuration must not quietly change what is checked.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -28,6 +29,17 @@ pub(crate) struct EnvConfig {
     pub(crate) enabled: bool,
     pub(crate) settle: Option<Duration>,
     pub(crate) backtrace: BacktraceMode,
+    pub(crate) detail: bool,
+    /// `LEAKCHECK_REPORT_DIR`: where failing checks write their JSON report.
+    pub(crate) report_dir: Option<PathBuf>,
+    /// `GITHUB_ACTIONS=true`: print workflow annotations for leaks.
+    pub(crate) github_actions: bool,
+    /// `GITHUB_WORKSPACE`: the repository root in GitHub Actions.
+    pub(crate) github_workspace: Option<PathBuf>,
+    /// `LEAKCHECK_AT_EXIT`: check the whole binary when it exits.
+    pub(crate) at_exit: bool,
+    /// `LEAKCHECK_OS_THREADS`: `None` is `auto`.
+    pub(crate) os_threads: Option<bool>,
 }
 
 impl Default for EnvConfig {
@@ -36,6 +48,12 @@ impl Default for EnvConfig {
             enabled: true,
             settle: None,
             backtrace: BacktraceMode::Site,
+            detail: false,
+            report_dir: None,
+            github_actions: false,
+            github_workspace: None,
+            at_exit: false,
+            os_threads: None,
         }
     }
 }
@@ -69,6 +87,13 @@ const VARIABLES: &[(&str, &str)] = &[
         "a whole number of milliseconds from 0 to 600000",
     ),
     ("LEAKCHECK_BACKTRACE", "`off`, `site` or `full`"),
+    ("LEAKCHECK_DETAIL", "`on` or `off` (also `1` or `0`)"),
+    ("LEAKCHECK_REPORT_DIR", "a directory path, created if missing"),
+    ("LEAKCHECK_AT_EXIT", "`on` or `off` (also `1` or `0`)"),
+    (
+        "LEAKCHECK_OS_THREADS",
+        "`auto` (on when one test runs at a time), `on` or `off` (also `1` or `0`)",
+    ),
 ];
 
 fn accepted(var: &str) -> &'static str {
@@ -96,6 +121,18 @@ impl EnvConfig {
         let mut config = EnvConfig::default();
         for (name, value) in vars {
             let Some(name) = name.to_str() else { continue };
+            // Variables of the CI platform: read, never rejected.
+            match name {
+                "GITHUB_ACTIONS" => {
+                    config.github_actions = value == "true";
+                    continue;
+                }
+                "GITHUB_WORKSPACE" => {
+                    config.github_workspace = Some(PathBuf::from(value)).filter(|p| p.is_absolute());
+                    continue;
+                }
+                _ => {}
+            }
             if !name.starts_with("LEAKCHECK") {
                 continue;
             }
@@ -110,12 +147,20 @@ impl EnvConfig {
                 }
             };
             match name {
-                "LEAKCHECK" => {
-                    config.enabled = match value.as_str() {
-                        "on" | "1" => true,
-                        "off" | "0" => false,
-                        _ => return Err(invalid(name, &value)),
+                "LEAKCHECK" => config.enabled = switch(name, &value)?,
+                "LEAKCHECK_DETAIL" => config.detail = switch(name, &value)?,
+                "LEAKCHECK_AT_EXIT" => config.at_exit = switch(name, &value)?,
+                "LEAKCHECK_OS_THREADS" => {
+                    config.os_threads = match value.as_str() {
+                        "auto" => None,
+                        _ => Some(switch(name, &value)?),
                     }
+                }
+                "LEAKCHECK_REPORT_DIR" => {
+                    if value.trim().is_empty() {
+                        return Err(invalid(name, &value));
+                    }
+                    config.report_dir = Some(PathBuf::from(value));
                 }
                 "LEAKCHECK_SETTLE_MS" => {
                     let ms = value
@@ -150,10 +195,22 @@ impl EnvConfig {
     }
 }
 
+fn switch(var: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "on" | "1" => Ok(true),
+        "off" | "0" => Ok(false),
+        _ => Err(invalid(var, value)),
+    }
+}
+
 /// The process's configuration, read on first use.
 pub(crate) fn get() -> &'static Result<EnvConfig, ConfigError> {
     static CONFIG: OnceLock<Result<EnvConfig, ConfigError>> = OnceLock::new();
-    CONFIG.get_or_init(|| EnvConfig::from_vars(std::env::vars_os()))
+    let config = CONFIG.get_or_init(|| EnvConfig::from_vars(std::env::vars_os()));
+    if config.as_ref().is_ok_and(|config| config.at_exit && config.enabled) {
+        crate::at_exit::install();
+    }
+    config
 }
 
 /// The backtrace mode for the spawn path, which never fails: a bad variable

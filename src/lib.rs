@@ -32,7 +32,8 @@
 //!   backoff and failing at once when every straggler is provably stuck.
 //! - [`LeakReport`]: stragglers grouped by creation site, with resolved
 //!   creation backtraces and task states.
-//! - [`snapshot`]: everything alive in the process, like a goroutine dump.
+//! - [`snapshot`]: everything alive in the process, like a goroutine dump;
+//!   [`dump_on_signal`] prints one whenever the process gets `SIGUSR1`.
 //!
 //! # Configuration
 //!
@@ -41,6 +42,7 @@
 //! | `LEAKCHECK` | `on` (default), `off` | `off` turns every check into a no-op, with one notice on stderr |
 //! | `LEAKCHECK_SETTLE_MS` | 0 to 600000 | the default settle budget (500 ms otherwise) |
 //! | `LEAKCHECK_BACKTRACE` | `off`, `site` (default), `full` | creation backtraces: none, one per call site per scope, or one per spawn |
+//! | `LEAKCHECK_DETAIL` | `off` (default), `on` | per-task tokio-metrics figures in reports, as [`Options::detailed`] |
 //!
 //! An invalid value, or an unknown `LEAKCHECK_*` variable, makes every guard
 //! panic with a message naming it.
@@ -48,21 +50,29 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod at_exit;
 mod capture;
 mod config;
+mod dump;
 mod guard;
 mod notice;
 mod options;
+mod os_threads;
 mod registry;
 pub mod report;
+pub mod runtime;
 mod snapshot;
 pub mod task;
 pub mod thread;
 
+#[doc(inline)]
+pub use leakcheck_macros::leak_check;
+
+pub use dump::dump_on_signal;
 pub use guard::{verify_none, LeakGuard};
 pub use options::{Options, DEFAULT_SETTLE};
 pub use registry::{Kind, State};
-pub use report::{LeakReport, Straggler};
+pub use report::{LeakReport, Straggler, UntrackedThread};
 pub use snapshot::{snapshot, Snapshot};
 pub use task::{spawn, spawn_blocking, spawn_local};
 
@@ -103,6 +113,7 @@ pub mod __private {
     #[track_caller]
     pub fn check_sync(guard: LeakGuard) {
         if let Err(report) = guard.check() {
+            report.publish();
             panic!("{report}");
         }
     }
@@ -111,13 +122,21 @@ pub mod __private {
     /// report on a leak.
     pub async fn check_async(guard: LeakGuard) {
         if let Err(report) = guard.check_async().await {
+            report.publish();
             panic!("{report}");
         }
     }
 
     /// Prepares a runtime builder made by `#[leak_check]`.
     pub fn instrument_runtime(builder: &mut tokio::runtime::Builder) {
-        let _ = builder;
+        crate::runtime::instrument(builder);
+    }
+
+    pub use ctor;
+
+    /// Called by [`check_at_exit!`](crate::check_at_exit) before `main`.
+    pub fn install_at_exit() {
+        crate::at_exit::install();
     }
 
     pub use crate::registry::{live_count, registry_table_bytes};

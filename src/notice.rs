@@ -16,15 +16,25 @@ pub(crate) enum Notice {
     /// A synchronous check inside a current-thread runtime could not let
     /// woken tasks run, and did not judge them.
     WokenTasksNotJudged,
+    /// Guards of unrelated tests shared one runtime, so its count of
+    /// untracked tasks could not be blamed on either.
+    SharedRuntime,
+    /// The OS-thread check was asked for on a platform that cannot list
+    /// threads.
+    OsThreadsUnsupported,
 }
 
 impl Notice {
     fn flag(self) -> &'static AtomicBool {
         static DISABLED: AtomicBool = AtomicBool::new(false);
         static WOKEN: AtomicBool = AtomicBool::new(false);
+        static SHARED: AtomicBool = AtomicBool::new(false);
+        static OS_THREADS: AtomicBool = AtomicBool::new(false);
         match self {
             Notice::Disabled => &DISABLED,
             Notice::WokenTasksNotJudged => &WOKEN,
+            Notice::SharedRuntime => &SHARED,
+            Notice::OsThreadsUnsupported => &OS_THREADS,
         }
     }
 
@@ -35,6 +45,15 @@ impl Notice {
                 "leakcheck: a guard was checked synchronously inside a current-thread runtime, \
                  so tasks that were woken but could not run were not judged; \
                  use `check_async().await` or `#[leak_check]` for a full check"
+            }
+            Notice::SharedRuntime => {
+                "leakcheck: guards of unrelated tests shared one tokio runtime, so its count of \
+                 untracked tasks was not checked; give each test its own runtime (`#[leak_check]`, \
+                 `#[tokio::test]`) for that check"
+            }
+            Notice::OsThreadsUnsupported => {
+                "leakcheck: the OS-thread check needs Linux (/proc/self/task); \
+                 only threads spawned through leakcheck::thread are checked here"
             }
         }
     }

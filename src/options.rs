@@ -31,6 +31,8 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(500);
 #[must_use = "Options do nothing until `verify_none` is called"]
 pub struct Options {
     settle: Option<Duration>,
+    detailed: Option<bool>,
+    os_threads: Option<bool>,
     ignores: Vec<Ignore>,
 }
 
@@ -57,6 +59,8 @@ impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
             .field("settle", &self.settle)
+            .field("detailed", &self.detailed)
+            .field("os_threads", &self.os_threads)
             .field("ignores", &self.ignores)
             .finish()
     }
@@ -86,6 +90,46 @@ impl Options {
     /// ```
     pub fn settle(mut self, budget: Duration) -> Self {
         self.settle = Some(budget);
+        self
+    }
+
+    /// Instruments every task spawned in the scope with its own tokio-metrics
+    /// `TaskMonitor`, and adds its figures to the report: mean poll duration,
+    /// slow polls, total idle and scheduled time. Costs a few hundred
+    /// nanoseconds per poll; off unless set here or with `LEAKCHECK_DETAIL=1`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let guard = leakcheck::Options::new().detailed(true).verify_none();
+    /// leakcheck::spawn(std::future::pending::<()>());
+    /// let report = guard.check_async().await.unwrap_err();
+    /// let detail = report.stragglers()[0].detail().expect("detailed mode");
+    /// assert_eq!(detail.polls(), 1);
+    /// # }
+    /// ```
+    pub fn detailed(mut self, on: bool) -> Self {
+        self.detailed = Some(on);
+        self
+    }
+
+    /// Turns the OS-thread check on or off for this guard: on Linux, threads
+    /// that appear during the scope without leakcheck's wrappers (a
+    /// dependency's `std::thread::spawn`, say) are reported by name.
+    ///
+    /// By default it is on only when the process runs one test at a time
+    /// (nextest's process-per-test mode, `--test-threads=1`,
+    /// `RUST_TEST_THREADS=1`), because with parallel tests another test's
+    /// thread would look like this one's. `LEAKCHECK_OS_THREADS` sets the
+    /// default. On other platforms the check does nothing.
+    ///
+    /// ```
+    /// let guard = leakcheck::Options::new().os_threads(true).verify_none();
+    /// std::thread::spawn(|| ()).join().unwrap();
+    /// guard.check().unwrap();
+    /// ```
+    pub fn os_threads(mut self, on: bool) -> Self {
+        self.os_threads = Some(on);
         self
     }
 
@@ -193,6 +237,15 @@ impl Options {
     #[track_caller]
     pub fn verify_none(self) -> LeakGuard {
         LeakGuard::open(self)
+    }
+
+    pub(crate) fn os_threads_setting(&self) -> Option<bool> {
+        self.os_threads
+    }
+
+    /// Whether detailed mode is on, all sources considered.
+    pub(crate) fn is_detailed(&self, from_env: bool) -> bool {
+        self.detailed.unwrap_or(from_env)
     }
 
     /// The settle budget to use, all sources considered.

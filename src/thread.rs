@@ -126,6 +126,7 @@ impl Builder {
                 kind: Kind::Thread,
                 name: self.name.as_deref(),
                 location: Location::caller(),
+                handle: None,
             },
         );
         if let Some(name) = self.name {

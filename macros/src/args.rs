@@ -19,7 +19,7 @@ const ACCEPTED: &[(&str, &str)] = &[
 
 #[derive(Default)]
 pub struct Args {
-    pub settle_ms: Option<LitInt>,
+    pub settle_ms: Option<Arg<LitInt>>,
     pub ignore_name: Vec<LitStr>,
     pub ignore_location: Vec<LitStr>,
     pub flavor: Option<Arg<Flavor>>,
@@ -27,13 +27,14 @@ pub struct Args {
     pub start_paused: Option<Arg<LitBool>>,
 }
 
-/// A runtime argument, with the whole `name = value` for error spans.
+/// An argument given at most once, with the whole `name = value` for error
+/// spans.
 pub struct Arg<T> {
     pub value: T,
     pub meta: MetaNameValue,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 pub enum Flavor {
     CurrentThread,
     MultiThread,
@@ -42,7 +43,7 @@ pub enum Flavor {
 impl Args {
     /// Parses what it can, adding every problem it finds to `errors`.
     pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
-        let mut args = Args::default();
+        let mut args = Self::default();
         match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
             Ok(metas) => {
                 for meta in metas {
@@ -57,12 +58,16 @@ impl Args {
     fn add(&mut self, meta: Meta) -> Result<()> {
         let path = meta.path();
         let Some(&(name, example)) = ACCEPTED.iter().find(|(name, _)| path.is_ident(name)) else {
-            let accepted: Vec<String> = ACCEPTED.iter().map(|(name, _)| format!("`{name}`")).collect();
-            let path = path.to_token_stream().to_string().replace(' ', "");
-            return Err(Error::new_spanned(
-                meta.path(),
-                format!("unknown argument `{path}`, expected one of {}", accepted.join(", ")),
-            ));
+            let accepted: Vec<_> = ACCEPTED
+                .iter()
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            let msg = format!(
+                "unknown argument `{}`, expected one of {}",
+                path.to_token_stream().to_string().replace(' ', ""),
+                accepted.join(", "),
+            );
+            return Err(Error::new_spanned(path, msg));
         };
         let Meta::NameValue(meta) = meta else {
             return Err(Error::new_spanned(meta, format!("expected `{example}`")));
@@ -75,7 +80,7 @@ impl Args {
                 ms.base10_parse::<u64>()?;
                 set(&mut self.settle_ms, ms.clone(), &meta)
             }
-            ("settle_ms", _) => Err(wrong_type("a number of milliseconds")),
+            ("settle_ms", _) => Err(wrong_type("a whole number of milliseconds")),
             ("ignore_name", Some(Lit::Str(s))) => {
                 self.ignore_name.push(s.clone());
                 Ok(())
@@ -84,7 +89,6 @@ impl Args {
                 self.ignore_location.push(s.clone());
                 Ok(())
             }
-            ("ignore_name" | "ignore_location", _) => Err(wrong_type("a string")),
             ("flavor", Some(Lit::Str(s))) => {
                 let value = match s.value().as_str() {
                     "current_thread" => Flavor::CurrentThread,
@@ -94,19 +98,18 @@ impl Args {
                         return Err(Error::new_spanned(s, msg));
                     }
                 };
-                set(&mut self.flavor, Arg { value, meta: meta.clone() }, &meta)
+                set(&mut self.flavor, value, &meta)
             }
-            ("flavor", _) => Err(wrong_type("a string")),
+            ("ignore_name" | "ignore_location" | "flavor", _) => Err(wrong_type("a string")),
             ("worker_threads", Some(Lit::Int(n))) => {
                 if n.base10_parse::<usize>()? == 0 {
-                    return Err(Error::new_spanned(n, "a runtime needs at least 1 worker thread"));
+                    let msg = "a runtime needs at least 1 worker thread";
+                    return Err(Error::new_spanned(n, msg));
                 }
-                set(&mut self.worker_threads, Arg { value: n.clone(), meta: meta.clone() }, &meta)
+                set(&mut self.worker_threads, n.clone(), &meta)
             }
-            ("worker_threads", _) => Err(wrong_type("a number")),
-            ("start_paused", Some(Lit::Bool(b))) => {
-                set(&mut self.start_paused, Arg { value: b.clone(), meta: meta.clone() }, &meta)
-            }
+            ("worker_threads", _) => Err(wrong_type("a whole number")),
+            ("start_paused", Some(Lit::Bool(b))) => set(&mut self.start_paused, b.clone(), &meta),
             ("start_paused", _) => Err(wrong_type("`true` or `false`")),
             _ => unreachable!("`ACCEPTED` lists only the arguments matched here"),
         }
@@ -122,22 +125,26 @@ impl Args {
 
     /// Checks that the runtime arguments fit together.
     pub fn check_runtime(&self, errors: &mut Errors) {
-        let flavor = self.flavor.as_ref().map_or(Flavor::CurrentThread, |f| f.value);
+        let flavor = self
+            .flavor
+            .as_ref()
+            .map_or(Flavor::CurrentThread, |f| f.value);
         if let (Flavor::CurrentThread, Some(workers)) = (flavor, &self.worker_threads) {
             errors.push(Error::new_spanned(
                 &workers.meta,
                 "`worker_threads` needs the multi-thread runtime: add `flavor = \"multi_thread\"`",
             ));
         }
-        match (flavor, &self.start_paused) {
-            (Flavor::MultiThread, Some(paused)) if paused.value.value => {
-                errors.push(Error::new_spanned(
-                    &paused.meta,
-                    "tokio can pause time only on the current-thread runtime: \
-                     remove `flavor = \"multi_thread\"` or `start_paused`",
-                ));
-            }
-            _ => {}
+        let paused = self
+            .start_paused
+            .as_ref()
+            .filter(|paused| paused.value.value);
+        if let (Flavor::MultiThread, Some(paused)) = (flavor, paused) {
+            errors.push(Error::new_spanned(
+                &paused.meta,
+                "tokio can pause time only on the current-thread runtime: \
+                 remove `flavor = \"multi_thread\"` or `start_paused`",
+            ));
         }
     }
 }
@@ -155,11 +162,17 @@ fn lit(mut expr: &Expr) -> Option<&Lit> {
 }
 
 /// Stores the value of an argument that may be given only once.
-fn set<T>(slot: &mut Option<T>, value: T, meta: &MetaNameValue) -> Result<()> {
+fn set<T>(slot: &mut Option<Arg<T>>, value: T, meta: &MetaNameValue) -> Result<()> {
     if slot.is_some() {
         let name = meta.path.to_token_stream();
-        return Err(Error::new_spanned(meta, format!("duplicate `{name}` argument")));
+        return Err(Error::new_spanned(
+            meta,
+            format!("duplicate `{name}` argument"),
+        ));
     }
-    *slot = Some(value);
+    *slot = Some(Arg {
+        value,
+        meta: meta.clone(),
+    });
     Ok(())
 }

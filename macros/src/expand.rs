@@ -31,7 +31,6 @@ pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
         return Err(error);
     };
     let form = classify(&func, &mut errors);
-    check_signature(&func, &mut errors);
     match form {
         Form::Sync => {
             for arg in args.runtime() {
@@ -55,12 +54,17 @@ pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
             }
         }
     }
+    check_signature(&func, &mut errors);
     errors.finish()?;
     Ok(generate(&func, &form, &args))
 }
 
 fn classify<'a>(func: &'a ItemFn, errors: &mut Errors) -> Form<'a> {
-    if let Some(dup) = func.attrs.iter().find(|attr| last_segment_is(attr, "leak_check")) {
+    if let Some(dup) = func
+        .attrs
+        .iter()
+        .find(|attr| last_segment_is(attr, "leak_check"))
+    {
         errors.push(Error::new_spanned(dup, "duplicate `#[leak_check]`"));
     }
     let test_attr = func.attrs.iter().find(|attr| last_segment_is(attr, "test"));
@@ -71,10 +75,9 @@ fn classify<'a>(func: &'a ItemFn, errors: &mut Errors) -> Form<'a> {
             if expanded_by_tokio(func) {
                 errors.push(Error::new(
                     Span::call_site(),
-                    "`#[leak_check]` must be above `#[tokio::test]`, not below it: \
-                     below, it only sees the sync function `#[tokio::test]` made, \
-                     whose runtime (and every task in it) is gone before a check there \
-                     could run, so the check could never fail",
+                    "`#[leak_check]` must be above `#[tokio::test]`: below it, it would check \
+                     after tokio's runtime is dropped, which cancels every task, \
+                     so the check could never fail",
                 ));
             }
             Form::Sync
@@ -83,7 +86,10 @@ fn classify<'a>(func: &'a ItemFn, errors: &mut Errors) -> Form<'a> {
 }
 
 fn last_segment_is(attr: &Attribute, name: &str) -> bool {
-    attr.path().segments.last().is_some_and(|segment| segment.ident == name)
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == name)
 }
 
 /// Whether `#[tokio::test]` (or `#[tokio::main]`) above `#[leak_check]` has
@@ -121,8 +127,10 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) {
 }
 
 fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
-    let (outer, inner): (Vec<_>, Vec<_>) =
-        func.attrs.iter().partition(|attr| matches!(attr.style, AttrStyle::Outer));
+    let (outer, inner): (Vec<_>, Vec<_>) = func
+        .attrs
+        .iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Outer));
     let vis = &func.vis;
     let output = &func.sig.output;
     let mut sig = func.sig.clone();
@@ -137,14 +145,12 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
     let guard = options(args);
     let private = quote!(::leakcheck::__private);
 
-    let add_test = match form {
-        Form::Sync | Form::OwnRuntime => !func.attrs.iter().any(|attr| last_segment_is(attr, "test")),
-        Form::RuntimeAttr(_) => false,
-    };
-    let (test_attr, run_once) = if add_test {
-        (quote!(#[::core::prelude::v1::test]), run_once(func))
-    } else {
+    // A `#[test]` (or `#[tokio::test]`) below `#[leak_check]` is kept, and is
+    // the only one.
+    let (test_attr, run_once) = if func.attrs.iter().any(|attr| last_segment_is(attr, "test")) {
         (TokenStream::new(), TokenStream::new())
+    } else {
+        (quote!(#[::core::prelude::v1::test]), run_once(func))
     };
 
     let block = match form {
@@ -196,7 +202,7 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
 
 /// `Options::new()...verify_none()`, which opens the guard.
 fn options(args: &Args) -> TokenStream {
-    let settle = args.settle_ms.iter();
+    let settle = args.settle_ms.iter().map(|ms| &ms.value);
     let names = &args.ignore_name;
     let locations = &args.ignore_location;
     quote! {
@@ -220,7 +226,11 @@ fn runtime(args: &Args) -> (TokenStream, TokenStream) {
         let workers = &workers.value;
         settings.extend(quote!(.worker_threads(#workers)));
     }
-    if args.start_paused.as_ref().is_some_and(|paused| paused.value.value) {
+    if args
+        .start_paused
+        .as_ref()
+        .is_some_and(|paused| paused.value.value)
+    {
         settings.extend(quote!(.start_paused(true)));
     }
     (new, settings)
@@ -238,13 +248,17 @@ fn run_once(func: &ItemFn) -> TokenStream {
          (or put it below `#[leak_check]`)",
         func.sig.ident,
     );
-    let fail = if func.attrs.iter().any(|attr| attr.path().is_ident("should_panic")) {
+    let fail = if func
+        .attrs
+        .iter()
+        .any(|attr| attr.path().is_ident("should_panic"))
+    {
         quote! {
-            ::std::eprintln!(#message);
+            ::std::eprintln!("{}", #message);
             return;
         }
     } else {
-        quote!(::core::panic!(#message);)
+        quote!(::core::panic!("{}", #message);)
     };
     quote! {
         static __LEAKCHECK_RAN: ::core::sync::atomic::AtomicBool =

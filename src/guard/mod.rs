@@ -1,6 +1,7 @@
 //! [`LeakGuard`]: the scope a test opens, and the check that closes it.
 
 mod settle;
+mod watch;
 
 use crate::config;
 use crate::notice::Notice;
@@ -8,6 +9,7 @@ use crate::options::Options;
 use crate::registry::{self, scope, Scope};
 use crate::report::LeakReport;
 use settle::{Settle, Step};
+use watch::Watch;
 use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -73,6 +75,7 @@ struct Armed {
     options: Options,
     test: Option<String>,
     settle: Duration,
+    watch: Watch,
 }
 
 impl Drop for Armed {
@@ -94,11 +97,17 @@ impl LeakGuard {
         }
         registry::start_tracking();
         let test = std::thread::current().name().map(str::to_owned);
-        let scope = Scope::open_guard(test.clone());
+        let scope = Scope::open_guard(test.clone(), options.is_detailed(config.detail));
         scope::enter_guard(&scope);
+        let os_threads = options.os_threads_setting().or(config.os_threads);
+        if os_threads == Some(true) && !crate::os_threads::SUPPORTED {
+            Notice::OsThreadsUnsupported.print_once();
+        }
+        let watch = Watch::open(&scope, crate::os_threads::enabled(os_threads));
         Self {
             armed: Some(Armed {
                 settle: options.settle_budget(config.settle),
+                watch,
                 scope,
                 options,
                 test,
@@ -177,6 +186,7 @@ impl Drop for LeakGuard {
             return;
         };
         if let Err(report) = armed.check_blocking() {
+            report.publish();
             if std::thread::panicking() {
                 // A second panic would abort the whole test binary.
                 let _ = writeln!(std::io::stderr(), "{report}");
@@ -188,7 +198,7 @@ impl Drop for LeakGuard {
 }
 
 impl Armed {
-    fn check_blocking(self) -> Result<(), LeakReport> {
+    fn check_blocking(mut self) -> Result<(), LeakReport> {
         let runtime_blocked = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
             handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
         });
@@ -203,23 +213,34 @@ impl Armed {
         }
     }
 
-    async fn check_async(self) -> Result<(), LeakReport> {
+    async fn check_async(mut self) -> Result<(), LeakReport> {
         let started = tokio::time::Instant::now();
         let mut settle = self.settle(false);
-        loop {
+        let result = loop {
             match settle.step(started.elapsed()) {
-                Step::Clean => return Ok(()),
-                Step::Leaked(report) => return Err(report),
+                Step::Clean => break Ok(()),
+                Step::Leaked(report) => break Err(report),
                 Step::Wait(pause) => tokio::time::sleep(pause).await,
             }
-        }
+        };
+        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+        let result = match (result, self.watch.runtime_handle()) {
+            (Err(mut report), Some(handle)) => {
+                let points = crate::runtime::suspension_points(handle, Duration::from_secs(2)).await;
+                report.attach_suspension_points(&points);
+                Err(report)
+            }
+            (result, _) => result,
+        };
+        result
     }
 
-    fn settle(&self, runtime_blocked: bool) -> Settle<'_> {
+    fn settle(&mut self, runtime_blocked: bool) -> Settle<'_> {
         Settle::new(
             &self.scope,
             &self.options,
             self.test.as_deref(),
+            &mut self.watch,
             self.settle,
             runtime_blocked,
         )

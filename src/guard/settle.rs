@@ -2,6 +2,7 @@
 //! check: each step looks once, and says whether the scope is clean, has
 //! leaked, or deserves another look after a pause.
 
+use super::watch::Watch;
 use crate::options::Options;
 use crate::registry::{Record, Scope, State};
 use crate::report::{LeakReport, Straggler};
@@ -12,10 +13,11 @@ use std::time::{Duration, Instant};
 /// The first pause between looks; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_micros(250);
 const MAX_PAUSE: Duration = Duration::from_millis(50);
-/// How long every straggler must look stuck before the check gives up early.
-/// An aborted task looks stuck until a worker gets round to dropping it, which
-/// takes microseconds, or milliseconds on a loaded machine.
-const STUCK_GRACE: Duration = Duration::from_millis(10);
+/// How long every straggler must look stuck, over at least two looks, before
+/// the check gives up early. An aborted task looks stuck until a worker gets
+/// round to dropping it, which takes microseconds, and the pauses between
+/// looks let the runtime do it.
+const STUCK_GRACE: Duration = Duration::from_millis(3);
 
 pub(crate) enum Step {
     Clean,
@@ -27,6 +29,7 @@ pub(crate) struct Settle<'a> {
     scope: &'a Arc<Scope>,
     options: &'a Options,
     test: Option<&'a str>,
+    watch: &'a mut Watch,
     budget: Duration,
     pause: Duration,
     /// Poll counts at the first look, to recognise tasks that spin.
@@ -35,6 +38,8 @@ pub(crate) struct Settle<'a> {
     /// that are runnable there cannot run until it returns.
     runtime_blocked: bool,
     first_look: bool,
+    /// Consecutive looks on which every straggler was stuck.
+    stuck_looks: u32,
 }
 
 impl<'a> Settle<'a> {
@@ -42,6 +47,7 @@ impl<'a> Settle<'a> {
         scope: &'a Arc<Scope>,
         options: &'a Options,
         test: Option<&'a str>,
+        watch: &'a mut Watch,
         budget: Duration,
         runtime_blocked: bool,
     ) -> Self {
@@ -49,23 +55,28 @@ impl<'a> Settle<'a> {
             scope,
             options,
             test,
+            watch,
             budget,
             pause: FIRST_PAUSE,
             polls_at_start: HashMap::new(),
             runtime_blocked,
             first_look: true,
+            stuck_looks: 0,
         }
     }
 
     /// Looks once. `elapsed` is the time since the check began, on whatever
     /// clock the caller sleeps on.
     pub(crate) fn step(&mut self, elapsed: Duration) -> Step {
-        // The cheap test first: a clean scope returns in one pass.
-        if self.scope.subtree_is_empty() {
+        let mut records: Vec<Arc<Record>> = Vec::new();
+        // The cheap test first: a clean scope is one lock per shard.
+        if !self.scope.subtree_is_empty() {
+            self.scope.collect_subtree(&mut records);
+        }
+        let untracked = self.watch.look(self.scope, &records, self.runtime_blocked);
+        if records.is_empty() && untracked.is_clean() {
             return Step::Clean;
         }
-        let mut records: Vec<Arc<Record>> = Vec::new();
-        self.scope.collect_subtree(&mut records);
         if self.first_look {
             self.first_look = false;
             self.polls_at_start = records
@@ -88,16 +99,22 @@ impl<'a> Settle<'a> {
                 !cannot_run && !self.options.ignores(straggler)
             })
             .collect();
-        if unjudged > 0 && stragglers.is_empty() {
+        if unjudged > 0 && stragglers.is_empty() && untracked.is_clean() {
             crate::notice::Notice::WokenTasksNotJudged.print_once();
         }
-        if stragglers.is_empty() {
+        if stragglers.is_empty() && untracked.is_clean() {
             return Step::Clean;
         }
         // Nothing can wake a stuck task, so waiting longer cannot help.
-        let all_stuck = stragglers.iter().all(|s| s.state() == State::Stuck);
-        if (all_stuck && elapsed >= STUCK_GRACE.min(self.budget)) || elapsed >= self.budget {
+        if untracked.is_clean() && stragglers.iter().all(|s| s.state() == State::Stuck) {
+            self.stuck_looks += 1;
+        } else {
+            self.stuck_looks = 0;
+        }
+        let proven = self.stuck_looks >= 2 && elapsed >= STUCK_GRACE.min(self.budget);
+        if proven || elapsed >= self.budget {
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
+            report.set_untracked(untracked.tasks, untracked.threads);
             if self.runtime_blocked {
                 report.add_note(format!(
                     "this check ran synchronously inside a current-thread runtime, so no task could run \

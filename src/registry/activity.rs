@@ -39,6 +39,9 @@ pub enum State {
     /// A blocking task or thread that has not returned, or a task inside a
     /// poll right now.
     Running,
+    /// A task spawned outside leakcheck's wrappers and seen through tokio's
+    /// task hooks: its waker is not visible, so its state is not known.
+    Unknown,
 }
 
 impl State {
@@ -56,6 +59,7 @@ impl State {
             State::Busy => "kept being polled while the check waited: it spins",
             State::NotStarted => "spawned but never polled",
             State::Running => "still running its code",
+            State::Unknown => "spawned without leakcheck's wrappers, so its waker is not visible",
         }
     }
 }
@@ -69,6 +73,7 @@ impl fmt::Display for State {
             State::Busy => "busy",
             State::NotStarted => "not yet started",
             State::Running => "running",
+            State::Unknown => "unknown",
         })
     }
 }

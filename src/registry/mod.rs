@@ -20,7 +20,7 @@ pub(crate) use scope::{Scope, ScopeContext};
 use crate::capture::Captured;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -96,6 +96,14 @@ pub(crate) struct Record {
     pub(crate) activity: Activity,
     /// tokio's id for the task, once the spawn has returned its handle.
     pub(crate) task_id: OnceLock<tokio::task::Id>,
+    /// Per-task tokio-metrics figures, in detailed mode.
+    pub(crate) monitor: Option<tokio_metrics::TaskMonitor>,
+    /// Registered by tokio's task hooks rather than a wrapper: no waker seen.
+    pub(crate) hooked: bool,
+    /// For root- and background-scope tasks: their runtime's counter.
+    unscoped: Option<Arc<AtomicUsize>>,
+    /// A tracked thread's kernel id, for the OS-thread check.
+    pub(crate) tid: crate::os_threads::ThreadTid,
 }
 
 /// What a wrapper knows at spawn time.
@@ -103,6 +111,8 @@ pub(crate) struct Spawn<'a> {
     pub(crate) kind: Kind,
     pub(crate) name: Option<&'a str>,
     pub(crate) location: &'static Location<'static>,
+    /// The runtime a task goes to, when the caller named one.
+    pub(crate) handle: Option<&'a tokio::runtime::Handle>,
 }
 
 /// Ownership of one record's place in the registry; dropping it unregisters.
@@ -124,15 +134,34 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if let Some(counter) = &self.record.unscoped {
+            counter.fetch_sub(1, Ordering::Relaxed);
+        }
         self.record.scope.live.remove(self.slot);
     }
 }
 
 /// Registers new work in the current scope. Call only when [`is_tracking`].
 pub(crate) fn register(spawn: Spawn<'_>) -> Registration {
+    register_as(spawn, false)
+}
+
+/// Registers a task seen through tokio's task hooks.
+#[cfg(tokio_unstable)]
+pub(crate) fn register_hooked(spawn: Spawn<'_>) -> Registration {
+    register_as(spawn, true)
+}
+
+fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let scope = scope::current();
     let backtrace = crate::capture::capture(&scope, spawn.location);
+    let monitor = (scope.detailed && spawn.kind.is_async() && !hooked)
+        .then(tokio_metrics::TaskMonitor::new);
+    let unscoped = match spawn.kind {
+        Kind::Task => crate::runtime::unscoped_counter(&scope, spawn.handle),
+        _ => None,
+    };
     let record = Arc::new(Record {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         kind: spawn.kind,
@@ -143,6 +172,10 @@ pub(crate) fn register(spawn: Spawn<'_>) -> Registration {
         scope,
         activity: Activity::new(),
         task_id: OnceLock::new(),
+        monitor,
+        hooked,
+        unscoped,
+        tid: Default::default(),
     });
     let slot = record.scope.live.insert(record.clone());
     Registration { record, slot }

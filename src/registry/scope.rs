@@ -36,17 +36,19 @@ pub(crate) struct Scope {
     /// Set when the guard that opened the scope is gone.
     closed: AtomicBool,
     pub(crate) samples: SiteSamples,
+    /// Instrument tasks with a tokio-metrics monitor each (detailed mode).
+    pub(crate) detailed: bool,
 }
 
 /// Every scope that is still referenced, so a snapshot can find them all.
 static ALL_SCOPES: Mutex<Vec<Weak<Scope>>> = Mutex::new(Vec::new());
 
-static ROOT: LazyLock<Arc<Scope>> = LazyLock::new(|| Scope::create(ScopeKind::Root, None));
+static ROOT: LazyLock<Arc<Scope>> = LazyLock::new(|| Scope::create(ScopeKind::Root, None, false));
 static BACKGROUND: LazyLock<Arc<Scope>> =
-    LazyLock::new(|| Scope::create(ScopeKind::Background, None));
+    LazyLock::new(|| Scope::create(ScopeKind::Background, None, false));
 
 impl Scope {
-    fn create(kind: ScopeKind, parent: Option<Arc<Scope>>) -> Arc<Scope> {
+    fn create(kind: ScopeKind, parent: Option<Arc<Scope>>, detailed: bool) -> Arc<Scope> {
         let scope = Arc::new(Scope {
             kind,
             parent,
@@ -54,6 +56,7 @@ impl Scope {
             children: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             samples: SiteSamples::default(),
+            detailed,
         });
         if let Some(parent) = &scope.parent {
             let mut children = parent.children.lock();
@@ -67,13 +70,13 @@ impl Scope {
     }
 
     /// Opens a guard scope nested in the scope that is current now.
-    pub(crate) fn open_guard(label: Option<String>) -> Arc<Scope> {
+    pub(crate) fn open_guard(label: Option<String>, detailed: bool) -> Arc<Scope> {
         let parent = current();
         let parent = match parent.kind {
             ScopeKind::Guard { .. } => Some(parent),
             ScopeKind::Root | ScopeKind::Background => None,
         };
-        Scope::create(ScopeKind::Guard { label }, parent)
+        Scope::create(ScopeKind::Guard { label }, parent, detailed)
     }
 
     pub(crate) fn root() -> Arc<Scope> {
@@ -88,7 +91,7 @@ impl Scope {
         self.closed.store(true, Ordering::Release);
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
@@ -121,6 +124,18 @@ impl Scope {
 
     fn live_children(&self) -> Vec<Arc<Scope>> {
         self.children.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Whether `self` is `ancestor` or nested in it.
+    pub(crate) fn is_within(&self, ancestor: &Scope) -> bool {
+        let mut scope = Some(self);
+        while let Some(s) = scope {
+            if std::ptr::eq(s, ancestor) {
+                return true;
+            }
+            scope = s.parent.as_deref();
+        }
+        false
     }
 }
 

@@ -151,7 +151,7 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &Group<'_>, show_te
     } else {
         format!("  oldest spawned {} ago", human(oldest))
     };
-    if group.kind.is_async() && group.members.len() == 1 {
+    if group.kind.is_async() && group.members.len() == 1 && first.state() != State::Unknown {
         let _ = write!(
             figures,
             "; polled {}, woken {}",
@@ -170,6 +170,23 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &Group<'_>, show_te
         }
     }
     writeln!(f, "{figures}")?;
+    if let (1, Some(detail)) = (group.members.len(), first.detail()) {
+        writeln!(
+            f,
+            "  detail: mean poll {}, {} slow poll{}, idle {} in all, queued {} in all",
+            human(detail.mean_poll_duration()),
+            detail.slow_polls(),
+            if detail.slow_polls() == 1 { "" } else { "s" },
+            human(detail.total_idle()),
+            human(detail.total_scheduled())
+        )?;
+    }
+    if let Some(trace) = group.members.iter().find_map(|m| m.suspended_at()) {
+        writeln!(f, "  suspended at (tokio task dump):")?;
+        for line in trace.lines() {
+            writeln!(f, "    {line}")?;
+        }
+    }
     match group.members.iter().find_map(|m| m.backtrace()) {
         Some(trace) => {
             let note = if trace.is_shared() {

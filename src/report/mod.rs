@@ -5,10 +5,14 @@
 //! its [`Straggler`]s carry the same facts as data.
 
 mod group;
+mod json;
+mod publish;
 mod straggler;
 
 pub(crate) use group::{by_site, count_by_kind, human, write_group};
-pub use straggler::Straggler;
+pub use json::FORMAT_VERSION;
+pub(crate) use publish::publish;
+pub use straggler::{Detail, Straggler};
 
 pub use crate::capture::{Backtrace, Frame};
 pub use crate::registry::{Kind, State};
@@ -38,8 +42,35 @@ use std::time::Duration;
 pub struct LeakReport {
     test: Option<String>,
     stragglers: Vec<Straggler>,
+    untracked_tasks: usize,
+    untracked_threads: Vec<UntrackedThread>,
     waited: Duration,
     notes: Vec<String>,
+}
+
+/// An OS thread that started during a check's scope without going through
+/// [`leakcheck::thread`](crate::thread), found by listing the process's
+/// threads (Linux only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntrackedThread {
+    tid: u32,
+    name: String,
+}
+
+impl UntrackedThread {
+    pub(crate) fn new(tid: u32, name: String) -> Self {
+        Self { tid, name }
+    }
+
+    /// The kernel's thread id.
+    pub fn tid(&self) -> u32 {
+        self.tid
+    }
+
+    /// The thread's name as the kernel knows it, cut to 15 bytes.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 impl LeakReport {
@@ -47,8 +78,27 @@ impl LeakReport {
         Self {
             test,
             stragglers,
+            untracked_tasks: 0,
+            untracked_threads: Vec::new(),
             waited,
             notes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn set_untracked(&mut self, tasks: usize, threads: Vec<UntrackedThread>) {
+        self.untracked_tasks = tasks;
+        self.untracked_threads = threads;
+    }
+
+    #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+    pub(crate) fn attach_suspension_points(
+        &mut self,
+        points: &std::collections::HashMap<tokio::task::Id, String>,
+    ) {
+        for straggler in &mut self.stragglers {
+            if let Some(trace) = straggler.task_id().and_then(|id| points.get(&id)) {
+                straggler.set_suspended_at(trace);
+            }
         }
     }
 
@@ -61,6 +111,19 @@ impl LeakReport {
         &self.stragglers
     }
 
+    /// How many tasks beyond those alive when the guard opened were still
+    /// alive on the guard's runtime without being tracked: spawned with plain
+    /// `tokio::spawn`, so only their number is known.
+    pub fn untracked_tasks(&self) -> usize {
+        self.untracked_tasks
+    }
+
+    /// OS threads started during the scope without leakcheck's wrappers and
+    /// still alive (Linux, when the OS-thread check is on).
+    pub fn untracked_threads(&self) -> &[UntrackedThread] {
+        &self.untracked_threads
+    }
+
     /// The test that leaked: the name of the thread that opened the guard,
     /// which is the test's path under `cargo test` and nextest.
     pub fn test_name(&self) -> Option<&str> {
@@ -70,6 +133,26 @@ impl LeakReport {
     /// How long the check waited for stragglers to finish before giving up.
     pub fn waited(&self) -> Duration {
         self.waited
+    }
+
+    /// Writes the report's side outputs, as leakcheck does itself whenever it
+    /// fails a test (a guard's drop, `#[leak_check]`): the JSON report into
+    /// `LEAKCHECK_REPORT_DIR`, one file per test, and one GitHub annotation
+    /// per creation site when `GITHUB_ACTIONS=true`. Without those variables
+    /// it does nothing. Call it when you handle a report from
+    /// [`LeakGuard::check`](crate::LeakGuard::check) yourself and still want
+    /// those outputs.
+    ///
+    /// ```
+    /// let guard = leakcheck::verify_none();
+    /// if let Err(report) = guard.check() {
+    ///     report.publish();
+    /// }
+    /// ```
+    pub fn publish(&self) {
+        if let Ok(config) = crate::config::get() {
+            publish(self, config);
+        }
     }
 
     /// How many distinct creation sites the stragglers came from.
@@ -85,27 +168,69 @@ impl fmt::Display for LeakReport {
             Some(test) => format!("test `{test}` leaked"),
             None => "leaked".to_owned(),
         };
-        writeln!(
+        let mut what = Vec::new();
+        if !self.stragglers.is_empty() {
+            what.push(count_by_kind(&self.stragglers));
+        }
+        if self.untracked_tasks > 0 {
+            what.push(untracked(self.untracked_tasks, "task"));
+        }
+        if !self.untracked_threads.is_empty() {
+            what.push(untracked(self.untracked_threads.len(), "thread"));
+        }
+        write!(
             f,
-            "leakcheck: {who} {}, still alive after waiting {} ({} from {} creation site{})",
-            count_by_kind(&self.stragglers),
-            human(self.waited),
-            if self.stragglers.len() == 1 {
-                "1 straggler".to_owned()
-            } else {
-                format!("{} stragglers", self.stragglers.len())
-            },
-            groups.len(),
-            if groups.len() == 1 { "" } else { "s" },
+            "leakcheck: {who} {}, still alive after waiting {}",
+            what.join(" and "),
+            human(self.waited)
         )?;
+        if groups.is_empty() {
+            writeln!(f)?;
+        } else {
+            writeln!(
+                f,
+                " ({} tracked from {} creation site{})",
+                self.stragglers.len(),
+                groups.len(),
+                if groups.len() == 1 { "" } else { "s" },
+            )?;
+        }
         for group in &groups {
             writeln!(f)?;
             write_group(f, group, false)?;
+        }
+        if self.untracked_tasks > 0 {
+            writeln!(
+                f,
+                "\n{} still alive on this runtime beyond those alive when the guard opened\n  \
+                 spawned with plain `tokio::spawn` (here or in a dependency), so only their number is known.\n  \
+                 To see their spawn sites: spawn them with `leakcheck::spawn`, or build with \
+                 RUSTFLAGS=\"--cfg tokio_unstable\" so `#[leak_check]` runtimes (and runtimes passed to \
+                 `leakcheck::runtime::instrument`) record every task's spawn site.",
+                untracked(self.untracked_tasks, "task")
+            )?;
+        }
+        for thread in &self.untracked_threads {
+            writeln!(
+                f,
+                "\nuntracked thread `{}` (tid {}) started during the test and is still alive\n  \
+                 spawned without `leakcheck::thread`, so its spawn site is not known; \
+                 spawn it with `leakcheck::thread::Builder` to see it.",
+                thread.name, thread.tid
+            )?;
         }
         for note in &self.notes {
             writeln!(f, "\nnote: {note}")?;
         }
         Ok(())
+    }
+}
+
+fn untracked(n: usize, kind: &str) -> String {
+    if n == 1 {
+        format!("1 untracked {kind}")
+    } else {
+        format!("{n} untracked {kind}s")
     }
 }
 

@@ -39,6 +39,7 @@ pub struct Straggler {
     activity: ActivitySample,
     polls_while_settling: u64,
     backtrace: OnceLock<Option<Backtrace>>,
+    suspended_at: Option<Arc<str>>,
 }
 
 impl Straggler {
@@ -47,7 +48,9 @@ impl Straggler {
     pub(crate) fn observe(record: Arc<Record>, now: Instant, polls_at_start: Option<u64>) -> Self {
         let activity = record.activity.sample();
         let polls_while_settling = polls_at_start.map_or(0, |p| activity.polls.saturating_sub(p));
-        let state = if !record.kind.is_async() {
+        let state = if record.hooked {
+            State::Unknown
+        } else if !record.kind.is_async() {
             State::Running
         } else if polls_while_settling > 1 && !matches!(activity.state(), State::Stuck | State::Waiting) {
             State::Busy
@@ -61,6 +64,7 @@ impl Straggler {
             activity,
             polls_while_settling,
             backtrace: OnceLock::new(),
+            suspended_at: None,
         }
     }
 
@@ -125,6 +129,27 @@ impl Straggler {
         self.record.scope.label()
     }
 
+    /// tokio-metrics figures for a task spawned in detailed mode
+    /// ([`Options::detailed`](crate::Options::detailed)).
+    pub fn detail(&self) -> Option<Detail> {
+        self.record.monitor.as_ref().map(|monitor| Detail {
+            metrics: monitor.cumulative(),
+        })
+    }
+
+    /// Where the task is suspended now, as tokio's task dump shows it: the
+    /// counterpart of goleak's current stack. Only with the `taskdump`
+    /// feature, `--cfg tokio_unstable` and Linux, from
+    /// [`check_async`](crate::LeakGuard::check_async); `None` otherwise.
+    pub fn suspended_at(&self) -> Option<&str> {
+        self.suspended_at.as_deref()
+    }
+
+    #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
+    pub(crate) fn set_suspended_at(&mut self, trace: &str) {
+        self.suspended_at = Some(trace.into());
+    }
+
     /// The creation backtrace, resolved on first call. `None` when
     /// `LEAKCHECK_BACKTRACE=off`.
     pub fn backtrace(&self) -> Option<&Backtrace> {
@@ -134,6 +159,42 @@ impl Straggler {
                 Some(captured.trace.resolve(captured.shared))
             })
             .as_ref()
+    }
+}
+
+/// What a task's tokio-metrics monitor measured, in detailed mode.
+///
+/// See [`Options::detailed`](crate::Options::detailed) for an example.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    metrics: tokio_metrics::TaskMetrics,
+}
+
+impl Detail {
+    /// How many times the task was polled.
+    pub fn polls(&self) -> u64 {
+        self.metrics.total_poll_count
+    }
+
+    /// The mean time one poll took.
+    pub fn mean_poll_duration(&self) -> Duration {
+        self.metrics.mean_poll_duration()
+    }
+
+    /// How many polls took longer than tokio-metrics' slow-poll threshold
+    /// (50 µs by default).
+    pub fn slow_polls(&self) -> u64 {
+        self.metrics.total_slow_poll_count
+    }
+
+    /// The total time the task sat idle, waiting to be woken.
+    pub fn total_idle(&self) -> Duration {
+        self.metrics.total_idle_duration
+    }
+
+    /// The total time the task waited in a run queue after being woken.
+    pub fn total_scheduled(&self) -> Duration {
+        self.metrics.total_scheduled_duration
     }
 }
 

@@ -72,7 +72,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
             return self.spawn(task);
         }
         let (tracked, record) = Tracked::register(task, spawn(Kind::Task));
-        let abort = self.spawn(tracked);
+        let abort = crate::runtime::wrapper_spawning(|| self.spawn(tracked));
         let _ = record.task_id.set(abort.id());
         abort
     }
@@ -110,5 +110,6 @@ fn spawn(kind: Kind) -> Spawn<'static> {
         kind,
         name: None,
         location: Location::caller(),
+        handle: None,
     }
 }

@@ -79,12 +79,13 @@ where
         kind: Kind::Task,
         name,
         location: Location::caller(),
+        handle,
     };
     let (tracked, record) = Tracked::register(future, spawn);
-    let join = match handle {
+    let join = crate::runtime::wrapper_spawning(|| match handle {
         Some(handle) => handle.spawn(tracked),
         None => tokio::spawn(tracked),
-    };
+    });
     let _ = record.task_id.set(join.id());
     join
 }
@@ -130,6 +131,7 @@ where
             kind: Kind::BlockingTask,
             name,
             location: Location::caller(),
+            handle,
         },
     );
     match handle {
@@ -147,7 +149,10 @@ where
     let registration = registry::register(spawn);
     let mut context = registration.context();
     move || {
-        let _registration = registration;
+        let registration = registration;
+        if registration.record().kind == Kind::Thread {
+            registration.record().tid.note_current();
+        }
         registry::scope::with_context(&mut context, f)
     }
 }
@@ -195,6 +200,7 @@ where
         kind: Kind::LocalTask,
         name,
         location: Location::caller(),
+        handle: None,
     };
     let (tracked, record) = Tracked::register(future, spawn);
     let join = tokio::task::spawn_local(tracked);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 pub(crate) struct Tracked<F> {
-    future: F,
+    future: Inner<F>,
     registration: Option<Registration>,
     context: ScopeContext,
     /// The waker handed to `future`; forwards to `runtime_waker`.
@@ -24,12 +24,35 @@ pub(crate) struct Tracked<F> {
     runtime_waker: Option<Waker>,
 }
 
+/// The task's future, wrapped in a tokio-metrics monitor in detailed mode.
+enum Inner<F> {
+    Plain(F),
+    Detailed(tokio_metrics::Instrumented<F>),
+}
+
+impl<F: Future> Inner<F> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: the variant's future is pinned along with `self` and never
+        // moved out.
+        unsafe {
+            match self.get_unchecked_mut() {
+                Inner::Plain(future) => Pin::new_unchecked(future).poll(cx),
+                Inner::Detailed(future) => Pin::new_unchecked(future).poll(cx),
+            }
+        }
+    }
+}
+
 impl<F> Tracked<F> {
     /// Registers `future` in the current scope. Returns the record too, so
     /// the caller can note tokio's task id once it has spawned.
     pub(crate) fn register(future: F, spawn: Spawn<'_>) -> (Self, Arc<Record>) {
         let registration = registry::register(spawn);
         let record = registration.record().clone();
+        let future = match &record.monitor {
+            Some(monitor) => Inner::Detailed(monitor.instrument(future)),
+            None => Inner::Plain(future),
+        };
         let tracked = Tracked {
             future,
             context: registration.context(),

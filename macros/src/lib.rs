@@ -1,0 +1,185 @@
+//! The `#[leak_check]` attribute of [leakcheck], and an implementation detail
+//! of that crate: use it as `leakcheck::leak_check`, whose documentation is
+//! the one that counts. This crate has no API of its own and may change in any
+//! release of leakcheck.
+//!
+//! [leakcheck]: https://docs.rs/leakcheck
+
+mod args;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Fails a test when tokio tasks or OS threads it started are still running
+/// at its end.
+///
+/// `#[leak_check]` makes a function a test (it adds `#[test]`), opens a leak
+/// guard before the body runs, and checks it after the body has returned:
+/// every task or thread spawned through leakcheck's wrappers
+/// ([`leakcheck::spawn`], [`leakcheck::thread::spawn`], [`leakcheck::task`])
+/// from the test, or from work the test started, must have ended by then, or
+/// end within the settle budget. If any is left, the test panics with a report
+/// of each straggler and the line that spawned it.
+///
+/// ```rust,ignore
+/// use leakcheck::leak_check;
+///
+/// #[leak_check]
+/// fn worker_is_joined() {
+///     let worker = leakcheck::thread::spawn(|| 2 + 2);
+///     assert_eq!(worker.join().unwrap(), 4);
+/// }
+///
+/// #[leak_check]
+/// async fn task_is_awaited() {
+///     let task = leakcheck::spawn(async { 6 * 7 });
+///     assert_eq!(task.await.unwrap(), 42);
+/// }
+/// ```
+///
+/// # Sync tests
+///
+/// On a `fn`, the body runs as written, and the check runs after it has
+/// returned and all of its locals have been dropped, so a worker that stops
+/// when the test drops its handle or channel sender passes. `return`, `?` and
+/// a `Result` return type work as in any test, and the body's value is the
+/// test's result.
+///
+/// ```rust,ignore
+/// #[leak_check]
+/// fn parses() -> Result<(), std::num::ParseIntError> {
+///     let (tx, rx) = std::sync::mpsc::channel::<u32>();
+///     leakcheck::thread::spawn(move || for _ in rx {});
+///     tx.send("42".parse()?).unwrap();
+///     Ok(()) // `tx` is dropped here, the worker ends, the check passes
+/// }
+/// ```
+///
+/// # Async tests
+///
+/// On an `async fn`, `#[leak_check]` builds a tokio runtime the way
+/// `#[tokio::test]` does (current-thread unless told otherwise, with I/O and
+/// time enabled) and runs the body in it. The check is awaited inside that
+/// runtime, after the body, so tasks that are winding down still get polled,
+/// and before the runtime is dropped, which would cancel every task and hide
+/// any leak.
+///
+/// ```rust,ignore
+/// #[leak_check(flavor = "multi_thread", worker_threads = 2)]
+/// async fn on_two_workers() {
+///     let tasks: Vec<_> = (0..8).map(|i| leakcheck::spawn(async move { i })).collect();
+///     for task in tasks {
+///         task.await.unwrap();
+///     }
+/// }
+///
+/// #[leak_check(start_paused = true)]
+/// async fn with_paused_time() {
+///     tokio::time::sleep(std::time::Duration::from_secs(60)).await; // returns at once
+/// }
+/// ```
+///
+/// # With `#[tokio::test]`
+///
+/// To keep `#[tokio::test]` and its arguments, put `#[leak_check]` **above**
+/// it. `#[leak_check]` then only adds the guard and the awaited check to the
+/// body, and `#[tokio::test]` builds the runtime, so runtime arguments go on
+/// `#[tokio::test]`.
+///
+/// ```rust,ignore
+/// #[leak_check(settle_ms = 100)]
+/// #[tokio::test(flavor = "multi_thread")]
+/// async fn with_tokio_test() {
+///     leakcheck::spawn(async {}).await.unwrap();
+/// }
+/// ```
+///
+/// Below `#[tokio::test]`, `#[leak_check]` would get the sync function that
+/// `#[tokio::test]` has already made, and could only check after tokio's
+/// runtime is gone, when no leak can be seen. That order is a compile error.
+///
+/// # Arguments
+///
+/// | argument | value | effect |
+/// |---|---|---|
+/// | `settle_ms` | integer | how long the check waits for work that is still winding down, in milliseconds; by default `LEAKCHECK_SETTLE_MS`, or 500 |
+/// | `ignore_name` | string, repeatable | ignore tasks and threads with this name; a trailing `*` matches a prefix |
+/// | `ignore_location` | string, repeatable | ignore work spawned at `"file"`, `"file:line"` or `"file:line:col"` |
+/// | `flavor` | `"current_thread"` (default) or `"multi_thread"` | the runtime of an `async fn` test; `"multi_thread"` needs tokio's `rt-multi-thread` feature |
+/// | `worker_threads` | integer | the number of workers of a `"multi_thread"` runtime |
+/// | `start_paused` | `true` or `false` | start the clock of a current-thread runtime paused; needs tokio's `test-util` feature |
+///
+/// The first three are [`leakcheck::Options`]; the last three apply only to
+/// an `async fn` that `#[leak_check]` builds the runtime for.
+///
+/// ```rust,ignore
+/// #[leak_check(settle_ms = 50, ignore_name = "metrics-*", ignore_location = "src/pool.rs:88")]
+/// async fn ignores_the_pool_reaper() -> std::io::Result<()> {
+///     leakcheck::task::Builder::new()
+///         .name("metrics-flusher")
+///         .spawn(std::future::pending::<()>())?; // ignored by name
+///     Ok(())
+/// }
+/// ```
+///
+/// # Other attributes
+///
+/// Attributes on the function are kept: `#[should_panic]`, `#[ignore]`, doc
+/// comments, `#[allow]`, `#[cfg_attr]`. A `#[test]` below `#[leak_check]` is
+/// used instead of the one it would add. A `#[test]` above it registers the
+/// function before `#[leak_check]` can see that it did, so the function would
+/// be registered twice: the second run of it fails, saying to remove that
+/// `#[test]`.
+///
+/// A test whose body panics reports its own panic; if it also leaked, the
+/// report is printed to stderr rather than raised as a second panic.
+///
+/// ```rust,ignore
+/// #[leak_check]
+/// #[should_panic(expected = "tests/server.rs:12")] // the line of the spawn
+/// async fn leaks_a_task() {
+///     leakcheck::spawn(std::future::pending::<()>());
+/// }
+/// ```
+///
+/// # Compile errors
+///
+/// - on anything but a function, and on a function that takes arguments or is
+///   generic (type, const or lifetime parameters, or a `where` clause);
+/// - on an unknown argument, a value of the wrong type, a repeated argument
+///   other than `ignore_name` and `ignore_location`, or an unknown `flavor`;
+/// - on a runtime argument of a sync test, or of a test with
+///   `#[tokio::test]`; on `worker_threads` without `flavor = "multi_thread"`,
+///   and on `start_paused = true` with it;
+/// - below `#[tokio::test]`.
+///
+// Relative links: these docs are read where leakcheck re-exports the macro,
+// at `leakcheck/attr.leak_check.html`.
+/// [`leakcheck::spawn`]: task/fn.spawn.html
+/// [`leakcheck::thread::spawn`]: thread/fn.spawn.html
+/// [`leakcheck::task`]: task/index.html
+/// [`leakcheck::Options`]: struct.Options.html
+#[proc_macro_attribute]
+pub fn leak_check(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::Item);
+    expand::leak_check(args.into(), item)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Collects errors, so that one expansion reports every problem at once.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}

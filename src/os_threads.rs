@@ -1,0 +1,190 @@
+//! The OS-thread check: threads that appeared during a scope without going
+//! through leakcheck's wrappers, found by listing `/proc/self/task` (Linux).
+//!
+//! Every thread of the process is visible here, including other tests'
+//! threads, so the check is only precise when one test runs at a time. It is
+//! on by default exactly then (nextest's process-per-test mode,
+//! `--test-threads=1`, `RUST_TEST_THREADS=1`), and otherwise opt-in.
+
+use crate::report::UntrackedThread;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Whether the OS-thread check is on for a guard, all sources considered.
+pub(crate) fn enabled(setting: Option<bool>) -> bool {
+    setting.unwrap_or_else(one_test_at_a_time) && SUPPORTED
+}
+
+/// True on platforms where threads can be listed.
+pub(crate) const SUPPORTED: bool = cfg!(target_os = "linux");
+
+/// Whether this process runs one test at a time.
+pub(crate) fn one_test_at_a_time() -> bool {
+    if std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test") {
+        return true;
+    }
+    if std::env::var_os("RUST_TEST_THREADS").is_some_and(|n| n == "1") {
+        return true;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().enumerate().any(|(i, arg)| {
+        arg == "--test-threads=1"
+            || (arg == "--test-threads" && args.get(i + 1).is_some_and(|n| n == "1"))
+    })
+}
+
+/// Threads of runtimes built through [`crate::runtime::instrument`], which
+/// are the runtime's, not the test's.
+static RUNTIME_THREADS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+
+pub(crate) fn runtime_thread_started() {
+    if let Some(tid) = current_tid() {
+        RUNTIME_THREADS
+            .lock()
+            .get_or_insert_with(HashSet::new)
+            .insert(tid);
+    }
+}
+
+pub(crate) fn runtime_thread_stopped() {
+    if let Some(tid) = current_tid() {
+        if let Some(set) = RUNTIME_THREADS.lock().as_mut() {
+            set.remove(&tid);
+        }
+    }
+}
+
+/// The kernel's id for the calling thread.
+pub(crate) fn current_tid() -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions and cannot fail.
+        let tid = unsafe { libc::gettid() };
+        u32::try_from(tid).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// A tracked thread's kernel id, noted when the thread starts.
+#[derive(Default)]
+pub(crate) struct ThreadTid(AtomicU32);
+
+impl ThreadTid {
+    pub(crate) fn note_current(&self) {
+        if let Some(tid) = current_tid() {
+            self.0.store(tid, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<u32> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|tid| *tid != 0)
+    }
+}
+
+/// The threads alive when a guard opened.
+pub(crate) struct ThreadBaseline {
+    tids: HashSet<u32>,
+}
+
+impl ThreadBaseline {
+    pub(crate) fn take() -> Self {
+        Self {
+            tids: list().into_iter().map(|(tid, _)| tid).collect(),
+        }
+    }
+
+    /// Threads alive now that were not at the baseline, are not tracked, and
+    /// do not belong to a runtime or to leakcheck.
+    pub(crate) fn new_threads(&self, tracked: &HashSet<u32>) -> Vec<UntrackedThread> {
+        let runtime = RUNTIME_THREADS.lock().clone().unwrap_or_default();
+        let me = current_tid();
+        list()
+            .into_iter()
+            .filter(|(tid, name)| {
+                !self.tids.contains(tid)
+                    && !tracked.contains(tid)
+                    && !runtime.contains(tid)
+                    && Some(*tid) != me
+                    && !is_runtime_or_tool_thread(name)
+            })
+            .map(|(tid, name)| UntrackedThread::new(tid, name))
+            .collect()
+    }
+}
+
+/// tokio names its threads `tokio-runtime-worker` (before 1.52) or
+/// `tokio-rt-worker`, cut by Linux to 15 bytes; blocking-pool threads share
+/// the name. Match the stem, not one spelling.
+fn is_runtime_or_tool_thread(name: &str) -> bool {
+    name.starts_with("tokio-") || name == crate::dump::DUMP_THREAD_NAME
+}
+
+/// Every thread of the process as (tid, name). Threads that end while the
+/// list is read are skipped, never an error.
+fn list() -> Vec<(u32, String)> {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(entries) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let tid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+                let name = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+                Some((tid, name.trim_end().to_owned()))
+            })
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_threads_are_recognised_across_tokio_versions() {
+        assert!(is_runtime_or_tool_thread("tokio-runtime-w"));
+        assert!(is_runtime_or_tool_thread("tokio-rt-worker"));
+        assert!(!is_runtime_or_tool_thread("watcher"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_new_untracked_thread_is_found_and_a_joined_one_is_not() {
+        let baseline = ThreadBaseline::take();
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
+        let (ready, started) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("untracked-x".into())
+            .spawn(move || {
+                ready.send(()).unwrap();
+                let _ = rx.recv();
+            })
+            .unwrap();
+        started.recv().unwrap();
+        let found = baseline.new_threads(&HashSet::new());
+        assert!(found.iter().any(|t| t.name() == "untracked-x"), "{found:?}");
+        drop(stop);
+        handle.join().unwrap();
+        // A joined thread can linger in /proc for a moment while the kernel
+        // reaps it; that is what the guard's settle loop absorbs too.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while baseline
+            .new_threads(&HashSet::new())
+            .iter()
+            .any(|t| t.name() == "untracked-x")
+        {
+            assert!(std::time::Instant::now() < deadline, "the joined thread never went away");
+            std::thread::yield_now();
+        }
+    }
+}
