@@ -58,8 +58,13 @@ impl Notice {
         }
     }
 
-    /// Prints the notice unless this process has printed it already.
+    /// Prints the notice unless this process has printed it already, or the
+    /// thread is panicking: the test is failing for its own reason then, and
+    /// the notice would only be noise next to its message.
     pub(crate) fn print_once(self) {
+        if std::thread::panicking() {
+            return;
+        }
         if !self.flag().swap(true, Ordering::Relaxed) {
             let _ = writeln!(std::io::stderr(), "{}", self.text());
         }
