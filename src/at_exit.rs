@@ -9,8 +9,8 @@
 //! After `main` has returned, std's printing macros may panic, so the report
 //! is written with raw `write(2)` calls, and nothing here may unwind.
 
-use crate::registry::scope::ScopeKind;
 use crate::registry;
+use crate::registry::scope::ScopeKind;
 use crate::report::{LeakReport, Straggler};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -60,7 +60,11 @@ fn check() -> Option<String> {
                 .into_iter()
                 .map(|record| Straggler::observe(record, now, None))
                 .collect();
-            let report = LeakReport::new(Some("the whole test binary".to_owned()), stragglers, started.elapsed());
+            let report = LeakReport::new(
+                Some("the whole test binary".to_owned()),
+                stragglers,
+                started.elapsed(),
+            );
             return Some(format!(
                 "\n{report}\nleakcheck: LEAKCHECK_AT_EXIT found work still alive when the test binary exited; \
                  failing the run with exit status 1\n"

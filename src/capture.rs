@@ -292,7 +292,11 @@ mod tests {
         ] {
             assert!(is_machinery(hidden), "{hidden}");
         }
-        for shown in ["patterns::spawn_helper", "patterns::leaky::{{closure}}", "my_crate::server::run"] {
+        for shown in [
+            "patterns::spawn_helper",
+            "patterns::leaky::{{closure}}",
+            "my_crate::server::run",
+        ] {
             assert!(!is_machinery(shown), "{shown}");
         }
     }

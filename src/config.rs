@@ -6,8 +6,8 @@
 //! configuration must not quietly change what is checked.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -88,7 +88,10 @@ const VARIABLES: &[(&str, &str)] = &[
     ),
     ("LEAKCHECK_BACKTRACE", "`off`, `site` or `full`"),
     ("LEAKCHECK_DETAIL", "`on` or `off` (also `1` or `0`)"),
-    ("LEAKCHECK_REPORT_DIR", "a directory path, created if missing"),
+    (
+        "LEAKCHECK_REPORT_DIR",
+        "a directory path, created if missing",
+    ),
     ("LEAKCHECK_AT_EXIT", "`on` or `off` (also `1` or `0`)"),
     (
         "LEAKCHECK_OS_THREADS",
@@ -128,12 +131,13 @@ impl EnvConfig {
                     continue;
                 }
                 "GITHUB_WORKSPACE" => {
-                    config.github_workspace = Some(PathBuf::from(value)).filter(|p| p.is_absolute());
+                    config.github_workspace =
+                        Some(PathBuf::from(value)).filter(|p| p.is_absolute());
                     continue;
                 }
                 _ => {}
             }
-            if !name.starts_with("LEAKCHECK") {
+            if name != "LEAKCHECK" && !name.starts_with("LEAKCHECK_") {
                 continue;
             }
             let value = match value.into_string() {
@@ -163,9 +167,9 @@ impl EnvConfig {
                     config.report_dir = Some(PathBuf::from(value));
                 }
                 "LEAKCHECK_SETTLE_MS" => {
-                    let ms = value
-                        .parse::<u64>()
-                        .ok()
+                    let ms = Some(value.as_str())
+                        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|v| v.parse::<u64>().ok())
                         .filter(|ms| *ms <= MAX_SETTLE_MS)
                         .ok_or_else(|| invalid(name, &value))?;
                     config.settle = Some(Duration::from_millis(ms));
@@ -207,7 +211,10 @@ fn switch(var: &str, value: &str) -> Result<bool, ConfigError> {
 pub(crate) fn get() -> &'static Result<EnvConfig, ConfigError> {
     static CONFIG: OnceLock<Result<EnvConfig, ConfigError>> = OnceLock::new();
     let config = CONFIG.get_or_init(|| EnvConfig::from_vars(std::env::vars_os()));
-    if config.as_ref().is_ok_and(|config| config.at_exit && config.enabled) {
+    if config
+        .as_ref()
+        .is_ok_and(|config| config.at_exit && config.enabled)
+    {
         crate::at_exit::install();
     }
     config
@@ -249,7 +256,11 @@ mod tests {
             ("LEAKCHECK", "yes", "`on` or `off`"),
             ("LEAKCHECK_SETTLE_MS", "", "from 0 to 600000"),
             ("LEAKCHECK_SETTLE_MS", "-5", "from 0 to 600000"),
-            ("LEAKCHECK_SETTLE_MS", "99999999999999999999", "from 0 to 600000"),
+            (
+                "LEAKCHECK_SETTLE_MS",
+                "99999999999999999999",
+                "from 0 to 600000",
+            ),
             ("LEAKCHECK_SETTLE_MS", "600001", "from 0 to 600000"),
             ("LEAKCHECK_BACKTRACE", "short", "`off`, `site` or `full`"),
             ("LEAKCHECK_SETLE_MS", "5", "no such variable"),

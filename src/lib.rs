@@ -135,8 +135,15 @@ pub mod __private {
     pub use ctor;
 
     /// Called by [`check_at_exit!`](crate::check_at_exit) before `main`.
+    /// `LEAKCHECK=off` turns it off like every other check; an invalid
+    /// configuration is reported by the first guard, not before `main`.
     pub fn install_at_exit() {
-        crate::at_exit::install();
+        if crate::config::get()
+            .as_ref()
+            .is_ok_and(|config| config.enabled)
+        {
+            crate::at_exit::install();
+        }
     }
 
     pub use crate::registry::{live_count, registry_table_bytes};

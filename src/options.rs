@@ -306,10 +306,12 @@ impl LocationPattern {
         }
         let number = |s: Option<&str>, what: &str| -> Result<Option<u32>, String> {
             s.map(|s| {
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| bad(&format!("the {what} must be a number from 1 to {}", u32::MAX)))
+                s.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    bad(&format!(
+                        "the {what} must be a number from 1 to {}",
+                        u32::MAX
+                    ))
+                })
             })
             .transpose()
         };
@@ -356,7 +358,10 @@ mod tests {
     fn bad_location_patterns_explain_what_is_accepted() {
         for bad in ["", ":12", "src/a.rs:0", "src/a.rs:99999999999"] {
             let message = LocationPattern::parse(bad).unwrap_err();
-            assert!(message.contains("`file`, `file:line` or `file:line:col`"), "{message}");
+            assert!(
+                message.contains("`file`, `file:line` or `file:line:col`"),
+                "{message}"
+            );
         }
     }
 

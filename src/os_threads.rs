@@ -183,7 +183,10 @@ mod tests {
             .iter()
             .any(|t| t.name() == "untracked-x")
         {
-            assert!(std::time::Instant::now() < deadline, "the joined thread never went away");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the joined thread never went away"
+            );
             std::thread::yield_now();
         }
     }

@@ -19,7 +19,6 @@
 //! `taskdump` feature, `check_async` also adds where each leaked task is
 //! suspended now, from `Handle::dump`.
 
-use crate::registry::scope::ScopeKind;
 use crate::registry::Scope;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -60,37 +59,155 @@ pub fn instrument(builder: &mut Builder) -> &mut Builder {
     builder
 }
 
-/// Counters of tracked tasks per runtime, for the tasks that no guard's
-/// subtree accounts for: those in the root and background scopes.
-static UNSCOPED_PER_RUNTIME: Mutex<Option<HashMap<tokio::runtime::Id, Arc<AtomicUsize>>>> =
-    Mutex::new(None);
-
-/// The counter a root- or background-scope task on the current runtime
-/// adds itself to, if it is such a task and a runtime is current.
-pub(crate) fn unscoped_counter(scope: &Scope, handle: Option<&Handle>) -> Option<Arc<AtomicUsize>> {
-    if matches!(scope.kind, ScopeKind::Guard { .. }) {
-        return None;
-    }
-    let id = match handle {
-        Some(handle) => handle.id(),
-        None => Handle::try_current().ok()?.id(),
-    };
-    let counter = UNSCOPED_PER_RUNTIME
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .entry(id)
-        .or_default()
-        .clone();
-    counter.fetch_add(1, Ordering::Relaxed);
-    Some(counter)
+/// How many tracked tasks one runtime has alive, in every scope, so that the
+/// runtime's own count of alive tasks can be split into tracked and untracked.
+pub(crate) struct RuntimeTasks {
+    id: tokio::runtime::Id,
+    handle: Handle,
+    tracked: AtomicUsize,
 }
 
-fn unscoped_on(id: tokio::runtime::Id) -> usize {
-    UNSCOPED_PER_RUNTIME
-        .lock()
-        .as_ref()
-        .and_then(|map| map.get(&id))
-        .map_or(0, |counter| counter.load(Ordering::Relaxed))
+impl RuntimeTasks {
+    pub(crate) fn task_started(&self) {
+        self.tracked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn task_ended(&self) {
+        self.tracked.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn tracked(&self) -> usize {
+        self.tracked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn id(&self) -> tokio::runtime::Id {
+        self.id
+    }
+
+    /// Whether the runtime has worker threads of its own. A current-thread
+    /// runtime runs only while some thread drives it, so a probe there tells
+    /// nothing about a runtime that nobody drives right now.
+    pub(crate) fn has_workers(&self) -> bool {
+        self.handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread
+    }
+
+    /// Spawns a probe: a task that does nothing, queued behind whatever the
+    /// runtime has to do already (such as dropping a task aborted a moment
+    /// ago). Once it has run, the runtime has made progress since.
+    pub(crate) fn probe(self: &Arc<Self>) -> Probe {
+        struct Finish(Arc<RuntimeTasks>, Arc<AtomicUsize>);
+        impl Drop for Finish {
+            fn drop(&mut self) {
+                self.0.task_ended();
+                // Done without having run: the runtime is shutting down.
+                let _ = self.1.compare_exchange(
+                    PROBE_PENDING,
+                    PROBE_DROPPED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+        }
+        let outcome = Arc::new(AtomicUsize::new(PROBE_PENDING));
+        // Counted as tracked, so the untracked-task count does not see it.
+        self.task_started();
+        let finish = Finish(self.clone(), outcome.clone());
+        let future = async move {
+            finish.1.store(PROBE_RAN, Ordering::Release);
+            drop(finish);
+        };
+        wrapper_spawning(|| drop(self.handle.spawn(future)));
+        Probe { outcome }
+    }
+}
+
+const PROBE_PENDING: usize = 0;
+const PROBE_RAN: usize = 1;
+const PROBE_DROPPED: usize = 2;
+
+/// A probe task in flight; see [`RuntimeTasks::probe`].
+pub(crate) struct Probe {
+    outcome: Arc<AtomicUsize>,
+}
+
+/// What became of a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProbeOutcome {
+    Pending,
+    Ran,
+    /// Dropped unrun: the runtime is shutting down and dropping its tasks.
+    Dropped,
+}
+
+impl Probe {
+    pub(crate) fn outcome(&self) -> ProbeOutcome {
+        match self.outcome.load(Ordering::Acquire) {
+            PROBE_RAN => ProbeOutcome::Ran,
+            PROBE_DROPPED => ProbeOutcome::Dropped,
+            _ => ProbeOutcome::Pending,
+        }
+    }
+}
+
+static RUNTIMES: Mutex<Option<HashMap<tokio::runtime::Id, Arc<RuntimeTasks>>>> = Mutex::new(None);
+
+thread_local! {
+    /// The last runtime this thread spawned onto: nearly every spawn goes to
+    /// the same one as the one before, so the global map is rarely locked.
+    static LAST_RUNTIME: std::cell::RefCell<Option<Arc<RuntimeTasks>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The counter of the runtime behind `handle`, or of the current runtime.
+pub(crate) fn runtime_tasks(handle: Option<&Handle>) -> Option<Arc<RuntimeTasks>> {
+    let current;
+    let handle = match handle {
+        Some(handle) => handle,
+        None => {
+            current = Handle::try_current().ok()?;
+            &current
+        }
+    };
+    let id = handle.id();
+    let cached = LAST_RUNTIME
+        .try_with(|last| {
+            last.try_borrow()
+                .ok()
+                .and_then(|last| last.as_ref().filter(|tasks| tasks.id == id).cloned())
+        })
+        .ok()
+        .flatten();
+    if cached.is_some() {
+        return cached;
+    }
+    let tasks = runtime_tasks_of(handle);
+    let _ = LAST_RUNTIME.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some(tasks.clone());
+        }
+    });
+    Some(tasks)
+}
+
+fn runtime_tasks_of(handle: &Handle) -> Arc<RuntimeTasks> {
+    let id = handle.id();
+    let mut runtimes = RUNTIMES.lock();
+    let runtimes = runtimes.get_or_insert_with(HashMap::new);
+    if let Some(tasks) = runtimes.get(&id) {
+        return tasks.clone();
+    }
+    // Forget runtimes that nothing refers to any more before adding one.
+    runtimes.retain(|_, tasks| Arc::strong_count(tasks) > 1 || tasks.tracked() > 0);
+    runtimes
+        .entry(id)
+        .or_insert_with(|| {
+            Arc::new(RuntimeTasks {
+                id,
+                handle: handle.clone(),
+                tracked: AtomicUsize::new(0),
+            })
+        })
+        .clone()
 }
 
 /// Which guards are open on which runtime, so that a count shared by
@@ -102,6 +219,7 @@ static GUARDS_PER_RUNTIME: Mutex<Option<HashMap<tokio::runtime::Id, Vec<std::syn
 pub(crate) struct RuntimeBaseline {
     handle: Handle,
     id: tokio::runtime::Id,
+    tasks: Arc<RuntimeTasks>,
     untracked_at_open: usize,
     /// Set when another guard, not nested in this one, shared the runtime
     /// while this one was open: then the count cannot be attributed.
@@ -115,7 +233,10 @@ impl RuntimeBaseline {
         let handle = Handle::try_current().ok()?;
         let id = handle.id();
         let mut guards = GUARDS_PER_RUNTIME.lock();
-        let open = guards.get_or_insert_with(HashMap::new).entry(id).or_default();
+        let open = guards
+            .get_or_insert_with(HashMap::new)
+            .entry(id)
+            .or_default();
         open.retain(|scope| scope.strong_count() > 0 && !is_closed(scope));
         // A guard nested in one already open here is covered by that one's
         // subtree; the outer guard keeps the count.
@@ -125,38 +246,42 @@ impl RuntimeBaseline {
             .any(|other| !scope.is_within(&other));
         open.push(Arc::downgrade(scope));
         drop(guards);
+        let tasks = runtime_tasks_of(&handle);
         let alive = handle.metrics().num_alive_tasks();
         Some(Self {
-            untracked_at_open: alive.saturating_sub(unscoped_on(id)),
+            untracked_at_open: alive.saturating_sub(tasks.tracked()),
             handle,
             id,
+            tasks,
             shared,
         })
     }
 
-    /// Untracked tasks beyond the baseline, given how many tasks the guard's
-    /// subtree tracks now; `None` when the count cannot be attributed.
-    pub(crate) fn excess(&mut self, scope: &Arc<Scope>, tracked_in_subtree: usize) -> Option<usize> {
+    /// Untracked tasks beyond the baseline; `None` when the count cannot be
+    /// attributed to this guard.
+    pub(crate) fn excess(&mut self, scope: &Arc<Scope>) -> Option<usize> {
         if !self.shared {
             let guards = GUARDS_PER_RUNTIME.lock();
             if let Some(open) = guards.as_ref().and_then(|g| g.get(&self.id)) {
                 self.shared = open
                     .iter()
                     .filter_map(std::sync::Weak::upgrade)
-                    .any(|other| !is_closed_scope(&other) && !other.is_within(scope) && !scope.is_within(&other));
+                    .any(|other| {
+                        !is_closed_scope(&other)
+                            && !other.is_within(scope)
+                            && !scope.is_within(&other)
+                    });
             }
         }
         if self.shared {
             return None;
         }
         let alive = self.handle.metrics().num_alive_tasks();
-        let untracked = alive
-            .saturating_sub(unscoped_on(self.id))
-            .saturating_sub(tracked_in_subtree);
+        let untracked = alive.saturating_sub(self.tasks.tracked());
         Some(untracked.saturating_sub(self.untracked_at_open))
     }
 
-#[cfg_attr(
+    #[cfg_attr(
         not(all(tokio_unstable, feature = "taskdump", target_os = "linux")),
         allow(dead_code)
     )]
@@ -177,7 +302,7 @@ fn is_closed_scope(scope: &Scope) -> bool {
 mod hooks {
     //! Task hooks: track every task spawned on an instrumented runtime.
 
-    use crate::registry::{self, Kind, Registration, Spawn};
+    use crate::registry::{self, scope, Kind, Registration, ScopeContext, Spawn};
     use parking_lot::Mutex;
     use std::cell::Cell;
     use std::collections::HashMap;
@@ -192,12 +317,56 @@ mod hooks {
     static HOOKED: Mutex<Option<HashMap<tokio::task::Id, Registration>>> = Mutex::new(None);
 
     pub(super) fn install(builder: &mut Builder) {
-        builder.on_task_spawn(spawned).on_task_terminate(terminated);
+        builder
+            .on_task_spawn(spawned)
+            .on_task_terminate(terminated)
+            .on_before_task_poll(before_poll)
+            .on_after_task_poll(after_poll);
+    }
+
+    thread_local! {
+        /// The contexts that polls of hooked tasks replaced, innermost last.
+        static SAVED: std::cell::RefCell<Vec<Option<ScopeContext>>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// A hooked task carries its scope while it runs, as a wrapped task
+    /// does, so the tasks it spawns are charged to the same test.
+    fn before_poll(meta: &TaskMeta<'_>) {
+        let scope = HOOKED
+            .lock()
+            .as_ref()
+            .and_then(|map| map.get(&meta.id()))
+            .map(|registration| registration.record().scope.clone());
+        let saved = scope.map(|scope| scope::replace_context(ScopeContext::inherit(scope)));
+        let _ = SAVED.try_with(|stack| {
+            if let Ok(mut stack) = stack.try_borrow_mut() {
+                stack.push(saved);
+            }
+        });
+    }
+
+    fn after_poll(_: &TaskMeta<'_>) {
+        let saved = SAVED
+            .try_with(|stack| {
+                stack
+                    .try_borrow_mut()
+                    .ok()
+                    .and_then(|mut stack| stack.pop())
+            })
+            .ok()
+            .flatten()
+            .flatten();
+        if let Some(saved) = saved {
+            scope::replace_context(saved);
+        }
     }
 
     /// Runs `f`, which spawns through a wrapper, with the hook told to skip.
     pub(crate) fn wrapper_spawning<R>(f: impl FnOnce() -> R) -> R {
-        let was = WRAPPER_SPAWNING.try_with(|flag| flag.replace(true)).unwrap_or(false);
+        let was = WRAPPER_SPAWNING
+            .try_with(|flag| flag.replace(true))
+            .unwrap_or(false);
         let result = f();
         let _ = WRAPPER_SPAWNING.try_with(|flag| flag.set(was));
         result
@@ -223,7 +392,10 @@ mod hooks {
     fn terminated(meta: &TaskMeta<'_>) {
         // Taken out of the map before it is dropped, so the registry's locks
         // are never taken under this one.
-        let registration = HOOKED.lock().as_mut().and_then(|map| map.remove(&meta.id()));
+        let registration = HOOKED
+            .lock()
+            .as_mut()
+            .and_then(|map| map.remove(&meta.id()));
         drop(registration);
     }
 }

@@ -9,11 +9,11 @@ use crate::options::Options;
 use crate::registry::{self, scope, Scope};
 use crate::report::LeakReport;
 use settle::{Settle, Step};
-use watch::Watch;
 use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use watch::Watch;
 
 /// Opens a leak check with default [`Options`] on the current thread.
 ///
@@ -96,8 +96,9 @@ impl LeakGuard {
             return Self { armed: None };
         }
         registry::start_tracking();
-        let test = std::thread::current().name().map(str::to_owned);
-        let scope = Scope::open_guard(test.clone(), options.is_detailed(config.detail));
+        let thread_name = std::thread::current().name().map(str::to_owned);
+        let scope = Scope::open_guard(thread_name, options.is_detailed(config.detail));
+        let test = scope.label().map(str::to_owned);
         scope::enter_guard(&scope);
         let os_threads = options.os_threads_setting().or(config.os_threads);
         if os_threads == Some(true) && !crate::os_threads::SUPPORTED {
@@ -226,7 +227,8 @@ impl Armed {
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
         let result = match (result, self.watch.runtime_handle()) {
             (Err(mut report), Some(handle)) => {
-                let points = crate::runtime::suspension_points(handle, Duration::from_secs(2)).await;
+                let points =
+                    crate::runtime::suspension_points(handle, Duration::from_secs(2)).await;
                 report.attach_suspension_points(&points);
                 Err(report)
             }

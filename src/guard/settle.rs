@@ -6,6 +6,7 @@ use super::watch::Watch;
 use crate::options::Options;
 use crate::registry::{Record, Scope, State};
 use crate::report::{LeakReport, Straggler};
+use crate::runtime::{Probe, ProbeOutcome};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +17,13 @@ const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// How long every straggler must look stuck, over at least two looks, before
 /// the check gives up early. An aborted task looks stuck until a worker gets
 /// round to dropping it, which takes microseconds, and the pauses between
-/// looks let the runtime do it.
+/// looks let the runtime do it. On a loaded machine the grace grows: see
+/// [`LATENESS_FACTOR`].
 const STUCK_GRACE: Duration = Duration::from_millis(3);
+/// The grace is at least this many times the worst lateness of the check's
+/// own pauses: when this thread waits 20 ms for a core, a worker that has to
+/// drop an aborted task may wait as long.
+const LATENESS_FACTOR: u32 = 4;
 
 pub(crate) enum Step {
     Clean,
@@ -40,6 +46,14 @@ pub(crate) struct Settle<'a> {
     first_look: bool,
     /// Consecutive looks on which every straggler was stuck.
     stuck_looks: u32,
+    /// The pause asked for before this look, and when the last look was.
+    asked: Option<(Duration, Duration)>,
+    /// How much later than asked the check's pauses ended, at worst.
+    worst_lateness: Duration,
+    /// The runtime this check blocks, if any: a probe could never run there.
+    blocked_runtime: Option<tokio::runtime::Id>,
+    /// Probes sent to the runtimes of stuck-looking tasks, by runtime.
+    probes: HashMap<tokio::runtime::Id, Probe>,
 }
 
 impl<'a> Settle<'a> {
@@ -62,6 +76,47 @@ impl<'a> Settle<'a> {
             runtime_blocked,
             first_look: true,
             stuck_looks: 0,
+            asked: None,
+            worst_lateness: Duration::ZERO,
+            blocked_runtime: runtime_blocked
+                .then(|| tokio::runtime::Handle::try_current().ok().map(|h| h.id()))
+                .flatten(),
+            probes: HashMap::new(),
+        }
+    }
+
+    /// Whether every runtime that runs one of `stragglers` has made progress
+    /// since they were last seen stuck, so an abort or shutdown that was
+    /// about to drop one of them has had its chance. Sends probes as needed.
+    fn runtimes_caught_up(&mut self, stragglers: &[Straggler]) -> bool {
+        let mut caught_up = true;
+        for straggler in stragglers {
+            let Some(runtime) = &straggler.record().runtime else {
+                continue;
+            };
+            if !runtime.has_workers() || Some(runtime.id()) == self.blocked_runtime {
+                // A current-thread runtime drops an aborted task only when
+                // some thread drives it again: a driven one does that during
+                // the pauses between looks, and for one that nobody drives
+                // (or that this check blocks) waiting changes nothing.
+                continue;
+            }
+            let probe = self
+                .probes
+                .entry(runtime.id())
+                .or_insert_with(|| runtime.probe());
+            match probe.outcome() {
+                ProbeOutcome::Ran => {}
+                ProbeOutcome::Pending | ProbeOutcome::Dropped => caught_up = false,
+            }
+        }
+        caught_up
+    }
+
+    fn note_lateness(&mut self, elapsed: Duration) {
+        if let Some((pause, at)) = self.asked.take() {
+            let late = elapsed.saturating_sub(at).saturating_sub(pause);
+            self.worst_lateness = self.worst_lateness.max(late);
         }
     }
 
@@ -73,7 +128,8 @@ impl<'a> Settle<'a> {
         if !self.scope.subtree_is_empty() {
             self.scope.collect_subtree(&mut records);
         }
-        let untracked = self.watch.look(self.scope, &records, self.runtime_blocked);
+        let untracked = self.watch.look(self.scope, self.runtime_blocked);
+        self.note_lateness(elapsed);
         if records.is_empty() && untracked.is_clean() {
             return Step::Clean;
         }
@@ -90,7 +146,7 @@ impl<'a> Settle<'a> {
             .into_iter()
             .map(|record| {
                 let polls = self.polls_at_start.get(&record.id).copied();
-                Straggler::observe(record, now, polls)
+                Straggler::observe(record, now, polls.map(|polls| (polls, elapsed)))
             })
             .filter(|straggler| {
                 let cannot_run = self.runtime_blocked
@@ -106,12 +162,19 @@ impl<'a> Settle<'a> {
             return Step::Clean;
         }
         // Nothing can wake a stuck task, so waiting longer cannot help.
-        if untracked.is_clean() && stragglers.iter().all(|s| s.state() == State::Stuck) {
+        let all_stuck =
+            untracked.is_clean() && stragglers.iter().all(|s| s.state() == State::Stuck);
+        if all_stuck && self.runtimes_caught_up(&stragglers) {
             self.stuck_looks += 1;
         } else {
             self.stuck_looks = 0;
+            if !all_stuck {
+                // Start over: a later stuck verdict needs fresh evidence.
+                self.probes.clear();
+            }
         }
-        let proven = self.stuck_looks >= 2 && elapsed >= STUCK_GRACE.min(self.budget);
+        let grace = STUCK_GRACE.max(self.worst_lateness * LATENESS_FACTOR);
+        let proven = self.stuck_looks >= 2 && elapsed >= grace.min(self.budget);
         if proven || elapsed >= self.budget {
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
             report.set_untracked(untracked.tasks, untracked.threads);
@@ -126,6 +189,7 @@ impl<'a> Settle<'a> {
         }
         let pause = self.pause.min(self.budget - elapsed);
         self.pause = (self.pause * 2).min(MAX_PAUSE);
+        self.asked = Some((pause, elapsed));
         Step::Wait(pause)
     }
 }

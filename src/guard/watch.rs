@@ -4,7 +4,7 @@
 
 use crate::notice::Notice;
 use crate::os_threads::ThreadBaseline;
-use crate::registry::{self, Kind, Record, Scope};
+use crate::registry::{self, Kind, Scope};
 use crate::report::UntrackedThread;
 use crate::runtime::RuntimeBaseline;
 use std::collections::HashSet;
@@ -37,7 +37,7 @@ impl Watch {
         }
     }
 
-#[cfg_attr(
+    #[cfg_attr(
         not(all(tokio_unstable, feature = "taskdump", target_os = "linux")),
         allow(dead_code)
     )]
@@ -45,9 +45,8 @@ impl Watch {
         self.runtime.as_ref().map(RuntimeBaseline::handle)
     }
 
-    /// Looks at untracked work. `records` is the scope's live work, which
-    /// the runtime's count includes.
-    pub(crate) fn look(&mut self, scope: &Arc<Scope>, records: &[Arc<Record>], runtime_blocked: bool) -> Untracked {
+    /// Looks at untracked work.
+    pub(crate) fn look(&mut self, scope: &Arc<Scope>, runtime_blocked: bool) -> Untracked {
         let mut seen = Untracked::default();
         if let Some(runtime) = &mut self.runtime {
             // A blocked current-thread runtime cannot run the woken tasks
@@ -55,8 +54,7 @@ impl Watch {
             if runtime_blocked {
                 Notice::WokenTasksNotJudged.print_once();
             } else {
-                let tracked = records.iter().filter(|r| r.kind == Kind::Task).count();
-                match runtime.excess(scope, tracked) {
+                match runtime.excess(scope) {
                     Some(excess) => seen.tasks = excess,
                     None => Notice::SharedRuntime.print_once(),
                 }

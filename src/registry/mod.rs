@@ -20,21 +20,40 @@ pub(crate) use scope::{Scope, ScopeContext};
 use crate::capture::Captured;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-static TRACKING: AtomicBool = AtomicBool::new(false);
+/// Not yet decided: the first spawn reads the environment once, so that
+/// `LEAKCHECK_AT_EXIT=1` works in a binary that never opens a guard.
+const UNDECIDED: u8 = 0;
+const OFF: u8 = 1;
+const ON: u8 = 2;
+static TRACKING: AtomicU8 = AtomicU8::new(UNDECIDED);
 
-/// Whether the wrappers should register what they spawn.
+/// Whether the wrappers should register what they spawn: one relaxed load,
+/// after the first call in the process.
 #[inline]
 pub(crate) fn is_tracking() -> bool {
-    TRACKING.load(Ordering::Relaxed)
+    match TRACKING.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => decide(),
+    }
+}
+
+#[cold]
+fn decide() -> bool {
+    // Reading the configuration installs the at-exit check, which turns
+    // tracking on, when the environment asks for it.
+    let _ = crate::config::get();
+    let _ = TRACKING.compare_exchange(UNDECIDED, OFF, Ordering::Relaxed, Ordering::Relaxed);
+    TRACKING.load(Ordering::Relaxed) == ON
 }
 
 /// Turns tracking on for the rest of the process.
 pub(crate) fn start_tracking() {
-    TRACKING.store(true, Ordering::Relaxed);
+    TRACKING.store(ON, Ordering::Relaxed);
 }
 
 /// The kind of a unit of work.
@@ -100,8 +119,8 @@ pub(crate) struct Record {
     pub(crate) monitor: Option<tokio_metrics::TaskMonitor>,
     /// Registered by tokio's task hooks rather than a wrapper: no waker seen.
     pub(crate) hooked: bool,
-    /// For root- and background-scope tasks: their runtime's counter.
-    unscoped: Option<Arc<AtomicUsize>>,
+    /// A task's runtime, whose count of tracked tasks includes it.
+    pub(crate) runtime: Option<Arc<crate::runtime::RuntimeTasks>>,
     /// A tracked thread's kernel id, for the OS-thread check.
     pub(crate) tid: crate::os_threads::ThreadTid,
 }
@@ -134,8 +153,8 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Some(counter) = &self.record.unscoped {
-            counter.fetch_sub(1, Ordering::Relaxed);
+        if let Some(runtime) = &self.record.runtime {
+            runtime.task_ended();
         }
         self.record.scope.live.remove(self.slot);
     }
@@ -156,12 +175,16 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let scope = scope::current();
     let backtrace = crate::capture::capture(&scope, spawn.location);
-    let monitor = (scope.detailed && spawn.kind.is_async() && !hooked)
-        .then(tokio_metrics::TaskMonitor::new);
-    let unscoped = match spawn.kind {
-        Kind::Task => crate::runtime::unscoped_counter(&scope, spawn.handle),
+    let monitor =
+        (scope.detailed && spawn.kind.is_async() && !hooked).then(tokio_metrics::TaskMonitor::new);
+    // tokio counts only these in `num_alive_tasks`.
+    let runtime = match spawn.kind {
+        Kind::Task => crate::runtime::runtime_tasks(spawn.handle),
         _ => None,
     };
+    if let Some(runtime) = &runtime {
+        runtime.task_started();
+    }
     let record = Arc::new(Record {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         kind: spawn.kind,
@@ -174,7 +197,7 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
         task_id: OnceLock::new(),
         monitor,
         hooked,
-        unscoped,
+        runtime,
         tid: Default::default(),
     });
     let slot = record.scope.live.insert(record.clone());

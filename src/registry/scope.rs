@@ -69,13 +69,20 @@ impl Scope {
         scope
     }
 
-    /// Opens a guard scope nested in the scope that is current now.
-    pub(crate) fn open_guard(label: Option<String>, detailed: bool) -> Arc<Scope> {
+    /// Opens a guard scope nested in the scope that is current now. Its
+    /// label is the enclosing guard's, so that a guard opened inside a task
+    /// is named after the test rather than after a worker thread; outside any
+    /// guard it is `thread_name`.
+    pub(crate) fn open_guard(thread_name: Option<String>, detailed: bool) -> Arc<Scope> {
         let parent = current();
         let parent = match parent.kind {
             ScopeKind::Guard { .. } => Some(parent),
             ScopeKind::Root | ScopeKind::Background => None,
         };
+        let label = parent
+            .as_ref()
+            .and_then(|parent| parent.label().map(str::to_owned))
+            .or(thread_name);
         Scope::create(ScopeKind::Guard { label }, parent, detailed)
     }
 
@@ -123,7 +130,11 @@ impl Scope {
     }
 
     fn live_children(&self) -> Vec<Arc<Scope>> {
-        self.children.lock().iter().filter_map(Weak::upgrade).collect()
+        self.children
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     /// Whether `self` is `ancestor` or nested in it.
@@ -142,9 +153,13 @@ impl Scope {
 /// Every scope still referenced anywhere, root and background first.
 pub(crate) fn all_scopes() -> Vec<Arc<Scope>> {
     let mut scopes = vec![Scope::root(), Scope::background()];
-    scopes.extend(ALL_SCOPES.lock().iter().filter_map(Weak::upgrade).filter(
-        |scope| !matches!(scope.kind, ScopeKind::Root | ScopeKind::Background),
-    ));
+    scopes.extend(
+        ALL_SCOPES
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|scope| !matches!(scope.kind, ScopeKind::Root | ScopeKind::Background)),
+    );
     scopes
 }
 
@@ -219,6 +234,20 @@ pub(crate) fn leave_guard(scope: &Arc<Scope>) {
             }
         }
     });
+}
+
+/// Installs `context` as this thread's scope context and returns the one it
+/// replaces, for callers that cannot wrap the work in [`with_context`].
+#[cfg(tokio_unstable)]
+pub(crate) fn replace_context(context: ScopeContext) -> ScopeContext {
+    CONTEXT
+        .try_with(|current| {
+            current
+                .try_borrow_mut()
+                .map(|mut current| std::mem::replace(&mut *current, context))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
 }
 
 /// Runs `f` with `context` installed as this thread's scope context, then

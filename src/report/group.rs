@@ -95,7 +95,11 @@ pub(crate) fn human(duration: Duration) -> String {
 
 /// Writes one group: a header line, then state, names, figures and the
 /// creation backtrace, indented.
-pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &Group<'_>, show_test: bool) -> fmt::Result {
+pub(crate) fn write_group(
+    f: &mut fmt::Formatter<'_>,
+    group: &Group<'_>,
+    show_test: bool,
+) -> fmt::Result {
     let first = group.members[0];
     let site = group.location;
     writeln!(
@@ -110,7 +114,9 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &Group<'_>, show_te
         let label = match first.test_name() {
             Some(test) => format!("test `{test}`"),
             None => match first.record().scope.kind {
-                crate::registry::scope::ScopeKind::Background => "background (declared long-lived)".to_owned(),
+                crate::registry::scope::ScopeKind::Background => {
+                    "background (declared long-lived)".to_owned()
+                }
                 _ => "outside any check".to_owned(),
             },
         };
@@ -124,7 +130,11 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &Group<'_>, show_te
             .1 += 1;
     }
     if states.len() == 1 {
-        let (state, _) = states.values().next().copied().unwrap_or((first.state(), 1));
+        let (state, _) = states
+            .values()
+            .next()
+            .copied()
+            .unwrap_or((first.state(), 1));
         writeln!(f, "  state: {state}: {}", state.explanation())?;
     } else {
         let parts: Vec<String> = states
@@ -141,11 +151,18 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &Group<'_>, show_te
         let more = names.len().saturating_sub(5);
         if more > 0 {
             writeln!(f, "  names: {shown} and {more} more")?;
+        } else if names.len() > 1 {
+            writeln!(f, "  names: {shown}")?;
         } else {
             writeln!(f, "  name: {shown}")?;
         }
     }
-    let oldest = group.members.iter().map(|m| m.age()).max().unwrap_or_default();
+    let oldest = group
+        .members
+        .iter()
+        .map(|m| m.age())
+        .max()
+        .unwrap_or_default();
     let mut figures = if group.members.len() == 1 {
         format!("  spawned {} ago", human(oldest))
     } else {

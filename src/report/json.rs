@@ -39,7 +39,12 @@ impl LeakReport {
         out.push_str(r#","waited_ms":"#);
         millis(&mut out, self.waited);
         out.push_str(r#","counts":{"#);
-        let kinds = [Kind::Task, Kind::BlockingTask, Kind::LocalTask, Kind::Thread];
+        let kinds = [
+            Kind::Task,
+            Kind::BlockingTask,
+            Kind::LocalTask,
+            Kind::Thread,
+        ];
         for (i, kind) in kinds.into_iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -48,7 +53,11 @@ impl LeakReport {
             let _ = write!(out, r#""{}":{n}"#, kind_name(kind));
         }
         let _ = write!(out, r#","untracked_task":{}"#, self.untracked_tasks());
-        let _ = write!(out, r#","untracked_thread":{}"#, self.untracked_threads().len());
+        let _ = write!(
+            out,
+            r#","untracked_thread":{}"#,
+            self.untracked_threads().len()
+        );
         out.push_str(r#"},"stragglers":["#);
         let mut traces: Vec<&Backtrace> = Vec::new();
         let mut trace_index: HashMap<*const Backtrace, usize> = HashMap::new();
@@ -60,7 +69,10 @@ impl LeakReport {
                 // Shared traces are one allocation; identical resolved frames
                 // from separate captures are merged by content below.
                 *trace_index.entry(trace as *const _).or_insert_with(|| {
-                    match traces.iter().position(|seen| seen.all_frames() == trace.all_frames()) {
+                    match traces
+                        .iter()
+                        .position(|seen| seen.all_frames() == trace.all_frames())
+                    {
                         Some(at) => at,
                         None => {
                             traces.push(trace);
@@ -102,7 +114,11 @@ impl LeakReport {
 fn write_straggler(out: &mut String, straggler: &Straggler, trace: Option<usize>) {
     let _ = write!(out, r#"{{"kind":"{}","name":"#, kind_name(straggler.kind()));
     string_or_null(out, straggler.name());
-    let _ = write!(out, r#","state":"{}","spawn":{{"file":"#, state_name(straggler.state()));
+    let _ = write!(
+        out,
+        r#","state":"{}","spawn":{{"file":"#,
+        state_name(straggler.state())
+    );
     let location = straggler.location();
     string(out, location.file());
     let _ = write!(

@@ -24,6 +24,9 @@ pub(crate) fn publish(report: &LeakReport, config: &EnvConfig) {
     if config.github_actions {
         let root = repository_root(config.github_workspace.as_deref());
         let mut out = std::io::stdout().lock();
+        // Workflow commands must start a line; libtest may have left one
+        // open (`test name ... `).
+        let _ = writeln!(out);
         for line in annotations(report, root.as_deref()) {
             let _ = writeln!(out, "{line}");
         }
@@ -91,7 +94,8 @@ pub(crate) fn annotations(report: &LeakReport, repo_root: Option<&Path>) -> Vec<
         ));
     }
     if report.untracked_tasks() > 0 || !report.untracked_threads().is_empty() {
-        let mut message = format!("test `{test}` leaked work that leakcheck's wrappers did not spawn");
+        let mut message =
+            format!("test `{test}` leaked work that leakcheck's wrappers did not spawn");
         if !report.stragglers().is_empty() {
             message.push_str(&format!(" besides {}", count_by_kind(report.stragglers())));
         }
@@ -141,7 +145,9 @@ pub(crate) fn repository_path(file: &str, repo_root: Option<&Path>) -> String {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {

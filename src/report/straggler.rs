@@ -43,16 +43,22 @@ pub struct Straggler {
 }
 
 impl Straggler {
-    /// Observes `record` now. `polls_at_start` is the poll count seen when the
-    /// check began, to tell a spinning task from a waiting one.
-    pub(crate) fn observe(record: Arc<Record>, now: Instant, polls_at_start: Option<u64>) -> Self {
+    /// Observes `record` now. `settling` is the poll count seen when the
+    /// check began and the time since, to tell a spinning task from one that
+    /// waits on something.
+    pub(crate) fn observe(
+        record: Arc<Record>,
+        now: Instant,
+        settling: Option<(u64, Duration)>,
+    ) -> Self {
         let activity = record.activity.sample();
-        let polls_while_settling = polls_at_start.map_or(0, |p| activity.polls.saturating_sub(p));
+        let polls_while_settling = settling.map_or(0, |(p, _)| activity.polls.saturating_sub(p));
+        let spins = settling.is_some_and(|(_, window)| spins(polls_while_settling, window));
         let state = if record.hooked {
             State::Unknown
         } else if !record.kind.is_async() {
             State::Running
-        } else if polls_while_settling > 1 && !matches!(activity.state(), State::Stuck | State::Waiting) {
+        } else if spins && activity.state() != State::Stuck {
             State::Busy
         } else {
             activity.state()
@@ -160,6 +166,17 @@ impl Straggler {
             })
             .as_ref()
     }
+}
+
+/// Polls per second above which a task is said to spin rather than wait: a
+/// timer or a channel that fires every few milliseconds stays below it, a
+/// `yield_now` loop or a loop that ignores send errors is far above.
+const BUSY_POLLS_PER_SECOND: f64 = 500.0;
+/// Fewer polls than this during a check never make a task busy.
+const BUSY_MIN_POLLS: u64 = 10;
+
+fn spins(polls: u64, window: Duration) -> bool {
+    polls >= BUSY_MIN_POLLS && polls as f64 >= BUSY_POLLS_PER_SECOND * window.as_secs_f64()
 }
 
 /// What a task's tokio-metrics monitor measured, in detailed mode.

@@ -85,9 +85,7 @@ impl<F: Future> Future for Tracked<F> {
             *record.activity.runtime_waker.lock() = Some(waker.clone());
             this.runtime_waker = Some(waker);
         }
-        let own_waker = this
-            .own_waker
-            .get_or_insert_with(|| counting_waker(record));
+        let own_waker = this.own_waker.get_or_insert_with(|| counting_waker(record));
         record.activity.poll_started();
         let result = crate::registry::scope::with_context(&mut this.context, || {
             future.poll(&mut Context::from_waker(own_waker))
