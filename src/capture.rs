@@ -162,7 +162,7 @@ impl fmt::Display for Backtrace {
 impl CreationBacktrace {
     fn capture() -> Self {
         Self {
-            inner: Mutex::new((backtrace::Backtrace::new_unresolved(), None)),
+            inner: Mutex::new((unresolved(), None)),
         }
     }
 
@@ -178,6 +178,35 @@ impl CreationBacktrace {
             frames: frames.clone(),
             shared,
         }
+    }
+}
+
+/// Captures the calling stack without resolving it.
+///
+/// The `backtrace` crate's own capture takes a process-wide lock that
+/// symbol resolution holds for as long as it runs: half a second for the
+/// first report of a debug test binary. Spawns of other tests would queue
+/// behind a report being printed, so where the platform's unwinder is
+/// thread-safe, the stack is walked without that lock.
+fn unresolved() -> backtrace::Backtrace {
+    #[cfg(not(windows))]
+    {
+        let mut frames = Vec::with_capacity(32);
+        // SAFETY: the lock only serialises platforms whose unwinder is not
+        // thread-safe (Windows' dbghelp). Elsewhere the unwinder may run on
+        // several threads at once, and beside symbol resolution, which reads
+        // debug info and never the stacks being walked.
+        unsafe {
+            backtrace::trace_unsynchronized(|frame| {
+                frames.push(backtrace::BacktraceFrame::from(frame.clone()));
+                true
+            });
+        }
+        backtrace::Backtrace::from(frames)
+    }
+    #[cfg(windows)]
+    {
+        backtrace::Backtrace::new_unresolved()
     }
 }
 

@@ -43,7 +43,8 @@ impl Notice {
             Notice::Disabled => "leakcheck: LEAKCHECK=off, so no leak checks run in this process",
             Notice::WokenTasksNotJudged => {
                 "leakcheck: a guard was checked synchronously inside a current-thread runtime, \
-                 so tasks that were woken but could not run were not judged; \
+                 so tasks that were woken or spawned but could not run, and the runtime's count \
+                 of untracked tasks, were not judged; \
                  use `check_async().await` or `#[leak_check]` for a full check"
             }
             Notice::SharedRuntime => {

@@ -38,6 +38,9 @@ use tokio::runtime::{Builder, Handle};
 ///
 /// `#[leak_check]` calls this on every runtime it builds.
 ///
+/// tokio keeps one hook of each kind: a hook you set on the builder after
+/// this call replaces leakcheck's.
+///
 /// ```
 /// let mut builder = tokio::runtime::Builder::new_multi_thread();
 /// builder.worker_threads(2).enable_all();

@@ -24,6 +24,10 @@ const STUCK_GRACE: Duration = Duration::from_millis(3);
 /// own pauses: when this thread waits 20 ms for a core, a worker that has to
 /// drop an aborted task may wait as long.
 const LATENESS_FACTOR: u32 = 4;
+/// Time the check's own pauses overslept does not count against the settle
+/// budget (a starved machine starves the stragglers too), up to this many
+/// budgets of wall time in all.
+const MAX_BUDGETS: u32 = 4;
 
 pub(crate) enum Step {
     Clean,
@@ -50,6 +54,8 @@ pub(crate) struct Settle<'a> {
     asked: Option<(Duration, Duration)>,
     /// How much later than asked the check's pauses ended, at worst.
     worst_lateness: Duration,
+    /// How much later than asked they ended, in all.
+    total_lateness: Duration,
     /// The runtime this check blocks, if any: a probe could never run there.
     blocked_runtime: Option<tokio::runtime::Id>,
     /// Probes sent to the runtimes of stuck-looking tasks, by runtime.
@@ -78,6 +84,7 @@ impl<'a> Settle<'a> {
             stuck_looks: 0,
             asked: None,
             worst_lateness: Duration::ZERO,
+            total_lateness: Duration::ZERO,
             blocked_runtime: runtime_blocked
                 .then(|| tokio::runtime::Handle::try_current().ok().map(|h| h.id()))
                 .flatten(),
@@ -117,6 +124,7 @@ impl<'a> Settle<'a> {
         if let Some((pause, at)) = self.asked.take() {
             let late = elapsed.saturating_sub(at).saturating_sub(pause);
             self.worst_lateness = self.worst_lateness.max(late);
+            self.total_lateness += late;
         }
     }
 
@@ -175,7 +183,9 @@ impl<'a> Settle<'a> {
         }
         let grace = STUCK_GRACE.max(self.worst_lateness * LATENESS_FACTOR);
         let proven = self.stuck_looks >= 2 && elapsed >= grace.min(self.budget);
-        if proven || elapsed >= self.budget {
+        let spent = elapsed.saturating_sub(self.total_lateness);
+        let out_of_time = spent >= self.budget || elapsed >= self.budget * MAX_BUDGETS;
+        if proven || out_of_time {
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
             report.set_untracked(untracked.tasks, untracked.threads);
             if self.runtime_blocked {
@@ -187,7 +197,9 @@ impl<'a> Settle<'a> {
             }
             return Step::Leaked(report);
         }
-        let pause = self.pause.min(self.budget - elapsed);
+        let pause = self
+            .pause
+            .min(self.budget.saturating_sub(spent).max(FIRST_PAUSE));
         self.pause = (self.pause * 2).min(MAX_PAUSE);
         self.asked = Some((pause, elapsed));
         Step::Wait(pause)
