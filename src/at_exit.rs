@@ -60,7 +60,7 @@ fn check() -> Option<String> {
                 .into_iter()
                 .map(|record| Straggler::observe(record, now, None))
                 .collect();
-            let report = LeakReport::new(None, stragglers, started.elapsed());
+            let report = LeakReport::at_exit(stragglers, started.elapsed());
             return Some(format!(
                 "\n{report}\nleakcheck: LEAKCHECK_AT_EXIT found work still alive when the test binary exited; \
                  failing the run with exit status 1\n"

@@ -28,6 +28,11 @@ const LATENESS_FACTOR: u32 = 4;
 /// budget (a starved machine starves the stragglers too), up to this many
 /// budgets of wall time in all.
 const MAX_BUDGETS: u32 = 4;
+/// Counts are only weakly consistent: a multi-thread runtime still counts a
+/// task for a moment after its `JoinHandle` has returned, and a thread that
+/// returned lingers for a few milliseconds. Untracked work must be seen for
+/// this long before it is reported, even with a zero budget.
+const UNTRACKED_CONFIRM: Duration = Duration::from_millis(25);
 
 pub(crate) enum Step {
     Clean,
@@ -185,7 +190,8 @@ impl<'a> Settle<'a> {
         let proven = self.stuck_looks >= 2 && elapsed >= grace.min(self.budget);
         let spent = elapsed.saturating_sub(self.total_lateness);
         let out_of_time = spent >= self.budget || elapsed >= self.budget * MAX_BUDGETS;
-        if proven || out_of_time {
+        let confirming = !untracked.is_clean() && elapsed < UNTRACKED_CONFIRM;
+        if proven || (out_of_time && !confirming) {
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
             report.set_untracked(untracked.tasks, untracked.threads);
             if self.runtime_blocked {

@@ -206,7 +206,14 @@ pub(crate) fn write_group(
     }
     match group.members.iter().find_map(|m| m.backtrace()) {
         Some(trace) => {
-            let note = if trace.is_shared() {
+            let shared = trace.is_shared()
+                || group.members.iter().any(|m| {
+                    m.record()
+                        .backtrace
+                        .as_ref()
+                        .is_some_and(|captured| captured.shared)
+                });
+            let note = if shared {
                 " (captured at the first spawn from this line in this scope)"
             } else {
                 ""

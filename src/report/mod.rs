@@ -46,6 +46,8 @@ pub struct LeakReport {
     untracked_threads: Vec<UntrackedThread>,
     waited: Duration,
     notes: Vec<String>,
+    /// Made by the at-exit check, for the whole test binary.
+    whole_binary: bool,
 }
 
 /// An OS thread that started during a check's scope without going through
@@ -82,6 +84,15 @@ impl LeakReport {
             untracked_threads: Vec::new(),
             waited,
             notes: Vec::new(),
+            whole_binary: false,
+        }
+    }
+
+    /// A report of what the whole test binary left alive at exit.
+    pub(crate) fn at_exit(stragglers: Vec<Straggler>, waited: Duration) -> Self {
+        Self {
+            whole_binary: true,
+            ..Self::new(None, stragglers, waited)
         }
     }
 
@@ -164,9 +175,10 @@ impl LeakReport {
 impl fmt::Display for LeakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let groups = by_site(&self.stragglers);
-        let who = match &self.test {
-            Some(test) => format!("test `{test}` leaked"),
-            None => "leaked".to_owned(),
+        let who = match (&self.test, self.whole_binary) {
+            (_, true) => "the test binary leaked".to_owned(),
+            (Some(test), false) => format!("test `{test}` leaked"),
+            (None, false) => "leaked".to_owned(),
         };
         let mut what = Vec::new();
         if !self.stragglers.is_empty() {
