@@ -31,13 +31,13 @@ impl LeakReport {
     /// # }
     /// ```
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(256 + 256 * self.stragglers.len().min(10_000));
+        let mut out = String::with_capacity(256 + 256 * self.0.stragglers.len().min(10_000));
         out.push_str(r#"{"format":"leakcheck-report","version":"#);
         let _ = write!(out, "{FORMAT_VERSION}");
         out.push_str(r#","test":"#);
-        string_or_null(&mut out, self.test.as_deref());
+        string_or_null(&mut out, self.0.test.as_deref());
         out.push_str(r#","waited_ms":"#);
-        millis(&mut out, self.waited);
+        millis(&mut out, self.0.waited);
         out.push_str(r#","counts":{"#);
         let kinds = [
             Kind::Task,
@@ -49,7 +49,12 @@ impl LeakReport {
             if i > 0 {
                 out.push(',');
             }
-            let n = self.stragglers.iter().filter(|s| s.kind() == kind).count();
+            let n = self
+                .0
+                .stragglers
+                .iter()
+                .filter(|s| s.kind() == kind)
+                .count();
             let _ = write!(out, r#""{}":{n}"#, kind_name(kind));
         }
         let _ = write!(out, r#","untracked_task":{}"#, self.untracked_tasks());
@@ -61,7 +66,7 @@ impl LeakReport {
         out.push_str(r#"},"stragglers":["#);
         let mut traces: Vec<&Backtrace> = Vec::new();
         let mut trace_index: HashMap<*const Backtrace, usize> = HashMap::new();
-        for (i, straggler) in self.stragglers.iter().enumerate() {
+        for (i, straggler) in self.0.stragglers.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -100,7 +105,7 @@ impl LeakReport {
             write_backtrace(&mut out, trace);
         }
         out.push_str(r#"],"notes":["#);
-        for (i, note) in self.notes.iter().enumerate() {
+        for (i, note) in self.0.notes.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }

@@ -39,7 +39,11 @@ use std::time::Duration;
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct LeakReport {
+pub struct LeakReport(Box<ReportData>);
+
+// Boxed, so that `Result<(), LeakReport>` stays one pointer wide.
+#[derive(Clone)]
+struct ReportData {
     test: Option<String>,
     stragglers: Vec<Straggler>,
     untracked_tasks: usize,
@@ -77,7 +81,7 @@ impl UntrackedThread {
 
 impl LeakReport {
     pub(crate) fn new(test: Option<String>, stragglers: Vec<Straggler>, waited: Duration) -> Self {
-        Self {
+        Self(Box::new(ReportData {
             test,
             stragglers,
             untracked_tasks: 0,
@@ -85,20 +89,19 @@ impl LeakReport {
             waited,
             notes: Vec::new(),
             whole_binary: false,
-        }
+        }))
     }
 
     /// A report of what the whole test binary left alive at exit.
     pub(crate) fn at_exit(stragglers: Vec<Straggler>, waited: Duration) -> Self {
-        Self {
-            whole_binary: true,
-            ..Self::new(None, stragglers, waited)
-        }
+        let mut report = Self::new(None, stragglers, waited);
+        report.0.whole_binary = true;
+        report
     }
 
     pub(crate) fn set_untracked(&mut self, tasks: usize, threads: Vec<UntrackedThread>) {
-        self.untracked_tasks = tasks;
-        self.untracked_threads = threads;
+        self.0.untracked_tasks = tasks;
+        self.0.untracked_threads = threads;
     }
 
     #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
@@ -106,7 +109,7 @@ impl LeakReport {
         &mut self,
         points: &std::collections::HashMap<tokio::task::Id, String>,
     ) {
-        for straggler in &mut self.stragglers {
+        for straggler in &mut self.0.stragglers {
             if let Some(trace) = straggler.task_id().and_then(|id| points.get(&id)) {
                 straggler.set_suspended_at(trace);
             }
@@ -114,36 +117,36 @@ impl LeakReport {
     }
 
     pub(crate) fn add_note(&mut self, note: String) {
-        self.notes.push(note);
+        self.0.notes.push(note);
     }
 
     /// Everything that was still alive, ungrouped.
     pub fn stragglers(&self) -> &[Straggler] {
-        &self.stragglers
+        &self.0.stragglers
     }
 
     /// How many tasks beyond those alive when the guard opened were still
     /// alive on the guard's runtime without being tracked: spawned with plain
     /// `tokio::spawn`, so only their number is known.
     pub fn untracked_tasks(&self) -> usize {
-        self.untracked_tasks
+        self.0.untracked_tasks
     }
 
     /// OS threads started during the scope without leakcheck's wrappers and
     /// still alive (Linux, when the OS-thread check is on).
     pub fn untracked_threads(&self) -> &[UntrackedThread] {
-        &self.untracked_threads
+        &self.0.untracked_threads
     }
 
     /// The test that leaked: the name of the thread that opened the guard,
     /// which is the test's path under `cargo test` and nextest.
     pub fn test_name(&self) -> Option<&str> {
-        self.test.as_deref()
+        self.0.test.as_deref()
     }
 
     /// How long the check waited for stragglers to finish before giving up.
     pub fn waited(&self) -> Duration {
-        self.waited
+        self.0.waited
     }
 
     /// Writes the report's side outputs, as leakcheck does itself whenever it
@@ -168,33 +171,33 @@ impl LeakReport {
 
     /// How many distinct creation sites the stragglers came from.
     pub fn sites(&self) -> usize {
-        by_site(&self.stragglers).len()
+        by_site(&self.0.stragglers).len()
     }
 }
 
 impl fmt::Display for LeakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let groups = by_site(&self.stragglers);
-        let who = match (&self.test, self.whole_binary) {
+        let groups = by_site(&self.0.stragglers);
+        let who = match (&self.0.test, self.0.whole_binary) {
             (_, true) => "the test binary leaked".to_owned(),
             (Some(test), false) => format!("test `{test}` leaked"),
             (None, false) => "leaked".to_owned(),
         };
         let mut what = Vec::new();
-        if !self.stragglers.is_empty() {
-            what.push(count_by_kind(&self.stragglers));
+        if !self.0.stragglers.is_empty() {
+            what.push(count_by_kind(&self.0.stragglers));
         }
-        if self.untracked_tasks > 0 {
-            what.push(untracked(self.untracked_tasks, "task"));
+        if self.0.untracked_tasks > 0 {
+            what.push(untracked(self.0.untracked_tasks, "task"));
         }
-        if !self.untracked_threads.is_empty() {
-            what.push(untracked(self.untracked_threads.len(), "thread"));
+        if !self.0.untracked_threads.is_empty() {
+            what.push(untracked(self.0.untracked_threads.len(), "thread"));
         }
         write!(
             f,
             "leakcheck: {who} {}, still alive after waiting {}",
             what.join(" and "),
-            human(self.waited)
+            human(self.0.waited)
         )?;
         if groups.is_empty() {
             writeln!(f)?;
@@ -202,7 +205,7 @@ impl fmt::Display for LeakReport {
             writeln!(
                 f,
                 " ({} tracked from {} creation site{})",
-                self.stragglers.len(),
+                self.0.stragglers.len(),
                 groups.len(),
                 if groups.len() == 1 { "" } else { "s" },
             )?;
@@ -211,7 +214,7 @@ impl fmt::Display for LeakReport {
             writeln!(f)?;
             write_group(f, group, false)?;
         }
-        if self.untracked_tasks > 0 {
+        if self.0.untracked_tasks > 0 {
             writeln!(
                 f,
                 "\n{} still alive on this runtime beyond those alive when the guard opened\n  \
@@ -219,10 +222,10 @@ impl fmt::Display for LeakReport {
                  To see their spawn sites: spawn them with `leakcheck::spawn`, or build with \
                  RUSTFLAGS=\"--cfg tokio_unstable\" so `#[leak_check]` runtimes (and runtimes passed to \
                  `leakcheck::runtime::instrument`) record every task's spawn site.",
-                untracked(self.untracked_tasks, "task")
+                untracked(self.0.untracked_tasks, "task")
             )?;
         }
-        for thread in &self.untracked_threads {
+        for thread in &self.0.untracked_threads {
             writeln!(
                 f,
                 "\nuntracked thread `{}` (tid {}) started during the test and is still alive\n  \
@@ -231,7 +234,7 @@ impl fmt::Display for LeakReport {
                 thread.name, thread.tid
             )?;
         }
-        for note in &self.notes {
+        for note in &self.0.notes {
             writeln!(f, "\nnote: {note}")?;
         }
         Ok(())
