@@ -21,6 +21,35 @@
 //! # }
 //! ```
 //!
+//! # The attribute
+//!
+//! [`#[leak_check]`](leak_check) puts a check on a test: sync or async, with
+//! its own tokio runtime or above `#[tokio::test]`.
+//!
+//! ```
+//! use leakcheck::leak_check;
+//!
+//! #[leak_check]
+//! fn worker_is_joined() {
+//!     let worker = leakcheck::thread::spawn(|| 2 + 2);
+//!     assert_eq!(worker.join().unwrap(), 4);
+//! }
+//!
+//! #[leak_check(flavor = "multi_thread", worker_threads = 2, settle_ms = 200)]
+//! async fn tasks_are_awaited() {
+//!     let task = leakcheck::spawn(async { 6 * 7 });
+//!     assert_eq!(task.await.unwrap(), 42);
+//! }
+//!
+//! #[leak_check(ignore_name = "pool-reaper")]
+//! #[tokio::test]
+//! async fn with_tokio_test() -> std::io::Result<()> {
+//!     leakcheck::task::Builder::new().name("pool-reaper").spawn(std::future::pending::<()>())?;
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
+//!
 //! # How it fits together
 //!
 //! - [`task`] and [`thread`]: spawn wrappers that mirror tokio's and std's
@@ -118,13 +147,15 @@ pub mod __private {
         }
     }
 
-    /// Awaits an async test's check inside its runtime, panicking with the
-    /// report on a leak.
-    pub async fn check_async(guard: LeakGuard) {
-        if let Err(report) = guard.check_async().await {
+    /// Awaits an async test's check inside its runtime and publishes a
+    /// failure's report. The expansion panics with it, so that the panic's
+    /// location is the test's, not this function's.
+    pub async fn check_async(guard: LeakGuard) -> Result<(), crate::LeakReport> {
+        let result = guard.check_async().await;
+        if let Err(report) = &result {
             report.publish();
-            panic!("{report}");
         }
+        result
     }
 
     /// Prepares a runtime builder made by `#[leak_check]`.

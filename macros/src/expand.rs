@@ -177,7 +177,11 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
                 __leakcheck_runtime.block_on(async {
                     let __leakcheck_guard = #guard;
                     let __leakcheck_value = __leakcheck_body().await;
-                    #private::check_async(__leakcheck_guard).await;
+                    if let ::core::result::Result::Err(__leakcheck_report) =
+                        #private::check_async(__leakcheck_guard).await
+                    {
+                        ::core::panic!("{}", __leakcheck_report);
+                    }
                     __leakcheck_value
                 })
             }
@@ -186,7 +190,11 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             async fn __leakcheck_body() #output #body
             let __leakcheck_guard = #guard;
             let __leakcheck_value = __leakcheck_body().await;
-            #private::check_async(__leakcheck_guard).await;
+            if let ::core::result::Result::Err(__leakcheck_report) =
+                #private::check_async(__leakcheck_guard).await
+            {
+                ::core::panic!("{}", __leakcheck_report);
+            }
             __leakcheck_value
         },
     };
