@@ -118,7 +118,7 @@ impl Activity {
     }
 
     pub(crate) fn poll_started(&self) {
-        self.in_poll.store(true, Ordering::Relaxed);
+        self.in_poll.store(true, Ordering::Release);
         // Cleared before the inner poll so that a wake during it counts.
         self.woken.store(false, Ordering::Release);
     }
@@ -143,17 +143,41 @@ impl Activity {
         self.wakers.fetch_sub(1, Ordering::Release);
     }
 
+    /// Reads the figures as of one moment. A task being polled on another
+    /// thread changes them while they are read; a reading that straddles a
+    /// poll is taken again, and one that keeps straddling says the task is
+    /// running, which it is.
     pub(crate) fn sample(&self) -> ActivitySample {
-        let polls = self.polls.load(Ordering::Acquire);
-        let last = self.last_poll_end.load(Ordering::Relaxed);
+        for _ in 0..4 {
+            let polls = self.polls.load(Ordering::Acquire);
+            // The waker count before `woken`: a waker's wake sets `woken`
+            // before its drop lowers the count, so a count without the clone
+            // that did the waking always comes with `woken` seen set.
+            let wakers = self.wakers.load(Ordering::Acquire);
+            let woken = self.woken.load(Ordering::Acquire);
+            let in_poll = self.in_poll.load(Ordering::Acquire);
+            let wakes = self.wakes.load(Ordering::Relaxed);
+            let last = self.last_poll_end.load(Ordering::Relaxed);
+            if self.polls.load(Ordering::Acquire) != polls {
+                continue;
+            }
+            return ActivitySample {
+                polls,
+                wakes,
+                woken,
+                in_poll,
+                // The wrapper keeps one waker of its own while the task is alive.
+                foreign_wakers: wakers.saturating_sub(1),
+                last_poll_end: (polls > 0).then(|| Duration::from_nanos(last)),
+            };
+        }
         ActivitySample {
-            polls,
+            polls: self.polls.load(Ordering::Acquire),
             wakes: self.wakes.load(Ordering::Relaxed),
-            woken: self.woken.load(Ordering::Acquire),
-            in_poll: self.in_poll.load(Ordering::Acquire),
-            // The wrapper keeps one waker of its own while the task is alive.
-            foreign_wakers: self.wakers.load(Ordering::Acquire).saturating_sub(1),
-            last_poll_end: (polls > 0).then(|| Duration::from_nanos(last)),
+            woken: false,
+            in_poll: true,
+            foreign_wakers: 0,
+            last_poll_end: None,
         }
     }
 }

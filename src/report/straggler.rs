@@ -40,6 +40,7 @@ pub struct Straggler {
     polls_while_settling: u64,
     backtrace: OnceLock<Option<Backtrace>>,
     suspended_at: Option<Arc<str>>,
+    detail: Option<Detail>,
 }
 
 impl Straggler {
@@ -63,6 +64,10 @@ impl Straggler {
         } else {
             activity.state()
         };
+        // Read now, with the rest: the task may run again later.
+        let detail = record.monitor.as_ref().map(|monitor| Detail {
+            metrics: monitor.cumulative(),
+        });
         Self {
             age: now.saturating_duration_since(record.spawned_at),
             record,
@@ -71,6 +76,7 @@ impl Straggler {
             polls_while_settling,
             backtrace: OnceLock::new(),
             suspended_at: None,
+            detail,
         }
     }
 
@@ -137,10 +143,8 @@ impl Straggler {
 
     /// tokio-metrics figures for a task spawned in detailed mode
     /// ([`Options::detailed`](crate::Options::detailed)).
-    pub fn detail(&self) -> Option<Detail> {
-        self.record.monitor.as_ref().map(|monitor| Detail {
-            metrics: monitor.cumulative(),
-        })
+    pub fn detail(&self) -> Option<&Detail> {
+        self.detail.as_ref()
     }
 
     /// Where the task is suspended now, as tokio's task dump shows it: the

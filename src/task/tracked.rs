@@ -17,17 +17,15 @@ pub(crate) struct Tracked<F> {
     future: Inner<F>,
     registration: Option<Registration>,
     context: ScopeContext,
-    /// The waker handed to `future`; forwards to `runtime_waker`.
-    own_waker: Option<Waker>,
-    /// A copy of the runtime's waker, compared with `will_wake` so the shared
-    /// copy in the record is only locked when it changes.
-    runtime_waker: Option<Waker>,
 }
 
-/// The task's future, wrapped in a tokio-metrics monitor in detailed mode.
+/// The task's future behind its counting waker, and in detailed mode behind a
+/// tokio-metrics monitor too. The monitor keeps a clone of the waker it is
+/// polled with between polls, so it must sit outside the counting layer, or
+/// every idle task would seem to hold a live waker.
 enum Inner<F> {
-    Plain(F),
-    Detailed(tokio_metrics::Instrumented<F>),
+    Plain(Counted<F>),
+    Detailed(tokio_metrics::Instrumented<Counted<F>>),
 }
 
 impl<F: Future> Inner<F> {
@@ -43,22 +41,65 @@ impl<F: Future> Inner<F> {
     }
 }
 
+/// Polls `future` with a counting waker that forwards to the waker this
+/// layer is polled with.
+pub(crate) struct Counted<F> {
+    future: F,
+    record: Arc<Record>,
+    /// The waker handed to `future`.
+    own_waker: Option<Waker>,
+    /// A copy of the waker to forward to, compared with `will_wake` so the
+    /// shared copy in the record is only locked when it changes.
+    outer_waker: Option<Waker>,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is never moved out of `self` (structural pinning);
+        // the other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let record = &this.record;
+        if !this
+            .outer_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            let waker = cx.waker().clone();
+            *record.activity.runtime_waker.lock() = Some(waker.clone());
+            this.outer_waker = Some(waker);
+        }
+        let own_waker = this.own_waker.get_or_insert_with(|| counting_waker(record));
+        let result = future.poll(&mut Context::from_waker(own_waker));
+        if result.is_ready() {
+            this.own_waker = None;
+        }
+        result
+    }
+}
+
 impl<F> Tracked<F> {
     /// Registers `future` in the current scope. Returns the record too, so
     /// the caller can note tokio's task id once it has spawned.
     pub(crate) fn register(future: F, spawn: Spawn<'_>) -> (Self, Arc<Record>) {
         let registration = registry::register(spawn);
         let record = registration.record().clone();
+        let counted = Counted {
+            future,
+            record: record.clone(),
+            own_waker: None,
+            outer_waker: None,
+        };
         let future = match &record.monitor {
-            Some(monitor) => Inner::Detailed(monitor.instrument(future)),
-            None => Inner::Plain(future),
+            Some(monitor) => Inner::Detailed(monitor.instrument(counted)),
+            None => Inner::Plain(counted),
         };
         let tracked = Tracked {
             future,
             context: registration.context(),
             registration: Some(registration),
-            own_waker: None,
-            runtime_waker: None,
         };
         (tracked, record)
     }
@@ -76,25 +117,12 @@ impl<F: Future> Future for Tracked<F> {
             return future.poll(cx);
         };
         let record = registration.record();
-        if !this
-            .runtime_waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()))
-        {
-            let waker = cx.waker().clone();
-            *record.activity.runtime_waker.lock() = Some(waker.clone());
-            this.runtime_waker = Some(waker);
-        }
-        let own_waker = this.own_waker.get_or_insert_with(|| counting_waker(record));
         record.activity.poll_started();
-        let result = crate::registry::scope::with_context(&mut this.context, || {
-            future.poll(&mut Context::from_waker(own_waker))
-        });
+        let result = crate::registry::scope::with_context(&mut this.context, || future.poll(cx));
         record.activity.poll_ended(record.spawned_at);
         if result.is_ready() {
             // Unregister before tokio hands the output to the JoinHandle, so
             // a check right after `handle.await` never sees this task.
-            this.own_waker = None;
             this.registration = None;
         }
         result
