@@ -11,6 +11,7 @@ use crate::registry::Scope;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -266,10 +267,35 @@ fn is_machinery(function: &str) -> bool {
         || function.contains(" as core::ops::function::Fn")
 }
 
-/// Per-scope memory of which call sites already have a backtrace.
+/// Per-scope memory of which call sites already have a backtrace, keyed by
+/// the address of the call site's `Location`: one static per call site.
 #[derive(Default)]
 pub(crate) struct SiteSamples {
-    by_site: Mutex<HashMap<&'static Location<'static>, Arc<CreationBacktrace>>>,
+    by_site: Mutex<HashMap<usize, Arc<CreationBacktrace>, BuildHasherDefault<AddressHasher>>>,
+}
+
+/// A hasher for addresses: one multiply. The default SipHash over a whole
+/// `Location` (file name included) was the dearest step of a spawn.
+#[derive(Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // Fibonacci hashing; the low bits of an address are mostly zero.
+        self.0 = (n as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
 }
 
 /// Captures a backtrace for a spawn at `location` in `scope`, as the
@@ -282,7 +308,8 @@ pub(crate) fn capture(scope: &Scope, location: &'static Location<'static>) -> Op
             shared: false,
         }),
         BacktraceMode::Site => {
-            if let Some(trace) = scope.samples.by_site.lock().get(location) {
+            let site = location as *const Location<'static> as usize;
+            if let Some(trace) = scope.samples.by_site.lock().get(&site) {
                 return Some(Captured {
                     trace: trace.clone(),
                     shared: true,
@@ -294,7 +321,7 @@ pub(crate) fn capture(scope: &Scope, location: &'static Location<'static>) -> Op
                 .samples
                 .by_site
                 .lock()
-                .entry(location)
+                .entry(site)
                 .or_insert_with(|| trace.clone());
             Some(Captured {
                 trace,

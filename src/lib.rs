@@ -81,6 +81,7 @@
 
 mod at_exit;
 mod capture;
+mod clock;
 mod config;
 mod dump;
 mod guard;

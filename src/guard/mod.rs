@@ -204,7 +204,7 @@ impl Armed {
             handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
         });
         let started = Instant::now();
-        let mut settle = self.settle(runtime_blocked);
+        let mut settle = self.settle(runtime_blocked, false);
         loop {
             match settle.step(started.elapsed()) {
                 Step::Clean => return Ok(()),
@@ -216,7 +216,7 @@ impl Armed {
 
     async fn check_async(mut self) -> Result<(), LeakReport> {
         let started = tokio::time::Instant::now();
-        let mut settle = self.settle(false);
+        let mut settle = self.settle(false, true);
         let result = loop {
             match settle.step(started.elapsed()) {
                 Step::Clean => break Ok(()),
@@ -237,7 +237,7 @@ impl Armed {
         result
     }
 
-    fn settle(&mut self, runtime_blocked: bool) -> Settle<'_> {
+    fn settle(&mut self, runtime_blocked: bool, on_tokio_time: bool) -> Settle<'_> {
         Settle::new(
             &self.scope,
             &self.options,
@@ -245,6 +245,7 @@ impl Armed {
             &mut self.watch,
             self.settle,
             runtime_blocked,
+            on_tokio_time,
         )
     }
 }

@@ -33,6 +33,8 @@ const MAX_BUDGETS: u32 = 4;
 /// returned lingers for a few milliseconds. Untracked work must be seen for
 /// this long before it is reported, even with a zero budget.
 const UNTRACKED_CONFIRM: Duration = Duration::from_millis(25);
+/// The resolution of tokio's timer.
+const TOKIO_TICK: Duration = Duration::from_millis(1);
 
 pub(crate) enum Step {
     Clean,
@@ -48,7 +50,7 @@ pub(crate) struct Settle<'a> {
     budget: Duration,
     pause: Duration,
     /// Poll counts at the first look, to recognise tasks that spin.
-    polls_at_start: HashMap<u64, u64>,
+    polls_at_start: HashMap<usize, u64>,
     /// The check blocks the only thread of a current-thread runtime, so tasks
     /// that are runnable there cannot run until it returns.
     runtime_blocked: bool,
@@ -61,6 +63,8 @@ pub(crate) struct Settle<'a> {
     worst_lateness: Duration,
     /// How much later than asked they ended, in all.
     total_lateness: Duration,
+    /// The resolution of the clock the caller sleeps on.
+    timer_tick: Duration,
     /// The runtime this check blocks, if any: a probe could never run there.
     blocked_runtime: Option<tokio::runtime::Id>,
     /// Probes sent to the runtimes of stuck-looking tasks, by runtime.
@@ -75,6 +79,7 @@ impl<'a> Settle<'a> {
         watch: &'a mut Watch,
         budget: Duration,
         runtime_blocked: bool,
+        on_tokio_time: bool,
     ) -> Self {
         Self {
             scope,
@@ -90,6 +95,11 @@ impl<'a> Settle<'a> {
             asked: None,
             worst_lateness: Duration::ZERO,
             total_lateness: Duration::ZERO,
+            timer_tick: if on_tokio_time {
+                TOKIO_TICK
+            } else {
+                Duration::ZERO
+            },
             blocked_runtime: runtime_blocked
                 .then(|| tokio::runtime::Handle::try_current().ok().map(|h| h.id()))
                 .flatten(),
@@ -127,7 +137,12 @@ impl<'a> Settle<'a> {
 
     fn note_lateness(&mut self, elapsed: Duration) {
         if let Some((pause, at)) = self.asked.take() {
-            let late = elapsed.saturating_sub(at).saturating_sub(pause);
+            // tokio's timer rounds a sleep up to its 1 ms tick: that is not
+            // a starved thread.
+            let late = elapsed
+                .saturating_sub(at)
+                .saturating_sub(pause)
+                .saturating_sub(self.timer_tick);
             self.worst_lateness = self.worst_lateness.max(late);
             self.total_lateness += late;
         }
@@ -150,7 +165,7 @@ impl<'a> Settle<'a> {
             self.first_look = false;
             self.polls_at_start = records
                 .iter()
-                .map(|r| (r.id, r.activity.sample().polls))
+                .map(|r| (r.key(), r.activity.sample().polls))
                 .collect();
         }
         let now = Instant::now();
@@ -158,7 +173,7 @@ impl<'a> Settle<'a> {
         let stragglers: Vec<Straggler> = records
             .into_iter()
             .map(|record| {
-                let polls = self.polls_at_start.get(&record.id).copied();
+                let polls = self.polls_at_start.get(&record.key()).copied();
                 Straggler::observe(record, now, polls.map(|polls| (polls, elapsed)))
             })
             .filter(|straggler| {

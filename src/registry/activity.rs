@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a straggler was doing when the check gave up on it.
 ///
@@ -87,7 +87,7 @@ pub(crate) struct Activity {
     /// Live clones of the wrapper's waker, including the one the wrapper
     /// keeps for itself.
     wakers: AtomicUsize,
-    /// Nanoseconds after the record's spawn time at which the last poll ended.
+    /// When the last poll ended, on [`crate::clock::coarse_nanos`]'s clock.
     last_poll_end: AtomicU64,
     /// The runtime's own waker, which the wrapper's waker forwards to.
     pub(crate) runtime_waker: Mutex<Option<Waker>>,
@@ -101,7 +101,8 @@ pub(crate) struct ActivitySample {
     pub(crate) woken: bool,
     pub(crate) in_poll: bool,
     pub(crate) foreign_wakers: usize,
-    pub(crate) last_poll_end: Option<Duration>,
+    /// How long ago the last poll ended, if there was one.
+    pub(crate) idle: Option<Duration>,
 }
 
 impl Activity {
@@ -123,10 +124,12 @@ impl Activity {
         self.woken.store(false, Ordering::Release);
     }
 
-    pub(crate) fn poll_ended(&self, spawned_at: Instant) {
-        let since_spawn = u64::try_from(spawned_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.last_poll_end.store(since_spawn, Ordering::Relaxed);
-        self.polls.fetch_add(1, Ordering::Release);
+    pub(crate) fn poll_ended(&self) {
+        self.last_poll_end
+            .store(crate::clock::coarse_nanos(), Ordering::Relaxed);
+        // One poll at a time: the task's poller is the only writer.
+        let polls = self.polls.load(Ordering::Relaxed);
+        self.polls.store(polls + 1, Ordering::Release);
         self.in_poll.store(false, Ordering::Release);
     }
 
@@ -168,7 +171,9 @@ impl Activity {
                 in_poll,
                 // The wrapper keeps one waker of its own while the task is alive.
                 foreign_wakers: wakers.saturating_sub(1),
-                last_poll_end: (polls > 0).then(|| Duration::from_nanos(last)),
+                idle: (polls > 0 && !in_poll).then(|| {
+                    Duration::from_nanos(crate::clock::coarse_nanos().saturating_sub(last))
+                }),
             };
         }
         ActivitySample {
@@ -177,7 +182,7 @@ impl Activity {
             woken: false,
             in_poll: true,
             foreign_wakers: 0,
-            last_poll_end: None,
+            idle: None,
         }
     }
 }

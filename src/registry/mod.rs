@@ -20,7 +20,7 @@ pub(crate) use scope::{Scope, ScopeContext};
 use crate::capture::Captured;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -105,7 +105,6 @@ impl fmt::Display for Kind {
 
 /// Everything known about one tracked unit of work.
 pub(crate) struct Record {
-    pub(crate) id: u64,
     pub(crate) kind: Kind,
     pub(crate) name: Option<Box<str>>,
     pub(crate) location: &'static Location<'static>,
@@ -140,6 +139,14 @@ pub(crate) struct Registration {
     slot: slab::Slot,
 }
 
+impl Record {
+    /// An identity for the record while it is alive: its address, which a
+    /// global counter would give at the cost of a contended atomic per spawn.
+    pub(crate) fn key(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+}
+
 impl Registration {
     pub(crate) fn record(&self) -> &Arc<Record> {
         &self.record
@@ -172,7 +179,6 @@ pub(crate) fn register_hooked(spawn: Spawn<'_>) -> Registration {
 }
 
 fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
-    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     let scope = scope::current();
     let backtrace = crate::capture::capture(&scope, spawn.location);
     let monitor =
@@ -186,7 +192,6 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
         runtime.task_started();
     }
     let record = Arc::new(Record {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         kind: spawn.kind,
         name: spawn.name.map(Box::from),
         location: spawn.location,

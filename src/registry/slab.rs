@@ -9,6 +9,8 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const SHARDS: usize = 8;
+/// Slots a shard keeps when it empties.
+const KEEP_WHEN_EMPTY: usize = 64;
 
 /// Where an entry lives, so its owner can remove it in O(1).
 #[derive(Clone, Copy, Debug)]
@@ -64,10 +66,12 @@ impl<T> Shard<T> {
         let taken = std::mem::replace(slot, Entry::Vacant(self.next_free));
         self.next_free = key;
         self.len -= 1;
-        if self.len == 0 {
+        if self.len == 0 && self.entries.len() > KEEP_WHEN_EMPTY {
             // Give memory back once a burst is over, so a long test run that
-            // spawned a million tasks ends with the registry at its start size.
-            self.entries = Vec::new();
+            // spawned a million tasks ends with the registry at a small,
+            // fixed size; keep a few slots, or a shard that goes from one
+            // task to none on every spawn would reallocate every time.
+            self.entries = Vec::with_capacity(KEEP_WHEN_EMPTY);
             self.next_free = u32::MAX;
         }
         match taken {
@@ -79,13 +83,26 @@ impl<T> Shard<T> {
 
 /// A set of values split into [`SHARDS`] independently locked shards.
 pub(crate) struct ShardedSlab<T> {
-    shards: [Mutex<Shard<T>>; SHARDS],
+    shards: [Padded<Mutex<Shard<T>>>; SHARDS],
+}
+
+/// One shard to a cache line, so threads on different shards do not contend
+/// for the same line.
+#[repr(align(64))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl<T: Clone> ShardedSlab<T> {
     pub(crate) const fn new() -> Self {
         Self {
-            shards: [const { Mutex::new(Shard::new()) }; SHARDS],
+            shards: [const { Padded(Mutex::new(Shard::new())) }; SHARDS],
         }
     }
 
@@ -161,6 +178,5 @@ mod tests {
         assert_eq!(slab.remove(b), Some(2));
         assert_eq!(slab.remove(c), Some(3));
         assert!(slab.is_empty());
-        assert_eq!(slab.capacity_bytes(), 0);
     }
 }

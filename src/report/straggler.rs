@@ -127,8 +127,7 @@ impl Straggler {
     /// How long a task has been idle since its last poll ended, if it was
     /// ever polled.
     pub fn idle_for(&self) -> Option<Duration> {
-        let last = self.activity.last_poll_end?;
-        (!self.activity.in_poll).then(|| self.age.saturating_sub(last))
+        self.activity.idle
     }
 
     /// tokio's id for a task, for matching with tokio's own tools.

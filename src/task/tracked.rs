@@ -25,7 +25,9 @@ pub(crate) struct Tracked<F> {
 /// every idle task would seem to hold a live waker.
 enum Inner<F> {
     Plain(Counted<F>),
-    Detailed(tokio_metrics::Instrumented<Counted<F>>),
+    /// Boxed: the monitor's state would otherwise make every task's cell
+    /// bigger, detailed or not.
+    Detailed(Pin<Box<tokio_metrics::Instrumented<Counted<F>>>>),
 }
 
 impl<F: Future> Inner<F> {
@@ -35,7 +37,7 @@ impl<F: Future> Inner<F> {
         unsafe {
             match self.get_unchecked_mut() {
                 Inner::Plain(future) => Pin::new_unchecked(future).poll(cx),
-                Inner::Detailed(future) => Pin::new_unchecked(future).poll(cx),
+                Inner::Detailed(future) => future.as_mut().poll(cx),
             }
         }
     }
@@ -48,9 +50,6 @@ pub(crate) struct Counted<F> {
     record: Arc<Record>,
     /// The waker handed to `future`.
     own_waker: Option<Waker>,
-    /// A copy of the waker to forward to, compared with `will_wake` so the
-    /// shared copy in the record is only locked when it changes.
-    outer_waker: Option<Waker>,
 }
 
 impl<F: Future> Future for Counted<F> {
@@ -62,14 +61,16 @@ impl<F: Future> Future for Counted<F> {
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         let record = &this.record;
-        if !this
-            .outer_waker
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()))
         {
-            let waker = cx.waker().clone();
-            *record.activity.runtime_waker.lock() = Some(waker.clone());
-            this.outer_waker = Some(waker);
+            // Uncontended but for a concurrent wake; the clone is only taken
+            // when the waker to forward to changes, which it rarely does.
+            let mut outer = record.activity.runtime_waker.lock();
+            if !outer
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                *outer = Some(cx.waker().clone());
+            }
         }
         let own_waker = this.own_waker.get_or_insert_with(|| counting_waker(record));
         let result = future.poll(&mut Context::from_waker(own_waker));
@@ -90,10 +91,9 @@ impl<F> Tracked<F> {
             future,
             record: record.clone(),
             own_waker: None,
-            outer_waker: None,
         };
         let future = match &record.monitor {
-            Some(monitor) => Inner::Detailed(monitor.instrument(counted)),
+            Some(monitor) => Inner::Detailed(Box::pin(monitor.instrument(counted))),
             None => Inner::Plain(counted),
         };
         let tracked = Tracked {
@@ -119,7 +119,7 @@ impl<F: Future> Future for Tracked<F> {
         let record = registration.record();
         record.activity.poll_started();
         let result = crate::registry::scope::with_context(&mut this.context, || future.poll(cx));
-        record.activity.poll_ended(record.spawned_at);
+        record.activity.poll_ended();
         if result.is_ready() {
             // Unregister before tokio hands the output to the JoinHandle, so
             // a check right after `handle.await` never sees this task.
@@ -164,10 +164,13 @@ unsafe fn wake_by_ref(ptr: *const ()) {
     // SAFETY: the waker owns a strong count, so the record is alive.
     let record = ManuallyDrop::new(unsafe { Arc::from_raw(ptr.cast::<Record>()) });
     record.activity.woke();
-    let runtime_waker = record.activity.runtime_waker.lock().clone();
-    if let Some(waker) = runtime_waker {
-        waker.wake();
+    // tokio's `wake_by_ref` only schedules the task; it never polls it here,
+    // so holding the lock across it cannot re-enter this waker.
+    let runtime_waker = record.activity.runtime_waker.lock();
+    if let Some(waker) = runtime_waker.as_ref() {
+        waker.wake_by_ref();
     }
+    drop(runtime_waker);
 }
 
 unsafe fn drop_waker(ptr: *const ()) {
