@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/sites.rs"]
+mod sites;
+
 /// Names the child test that should run in a subprocess.
 const CHILD: &str = "LC_TEST_CHILD";
 /// How long a child may take before it is killed and the test fails.
@@ -184,19 +187,9 @@ fn read_json(path: &Path) -> Value {
 
 /// The line and column of the spawn call on the line that ends with
 /// `// site:<marker>`; `call` is the text the call starts with.
+#[track_caller]
 fn site(marker: &str, call: &str) -> (u32, u32) {
-    let tag = format!("// site:{marker}");
-    let mut found = None;
-    for (index, text) in SOURCE.lines().enumerate() {
-        if text.trim_end().ends_with(&tag) {
-            assert!(found.is_none(), "`{tag}` marks two lines");
-            let column = text
-                .find(call)
-                .unwrap_or_else(|| panic!("no `{call}` on the line marked `{tag}`"));
-            found = Some((index as u32 + 1, column as u32 + 1));
-        }
-    }
-    found.unwrap_or_else(|| panic!("no line is marked `{tag}`"))
+    sites::site_in(SOURCE, marker, call)
 }
 
 /// The package's directory, which is the repository's root here.

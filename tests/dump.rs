@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "support/sites.rs"]
+mod sites;
+
 /// Names the child test that should run in a subprocess.
 const CHILD: &str = "LC_TEST_CHILD";
 /// The child's test.
@@ -24,19 +27,9 @@ const SOURCE: &str = include_str!("dump.rs");
 
 /// The line and column of the spawn call on the line that ends with
 /// `// site:<marker>`; `call` is the text the call starts with.
+#[track_caller]
 fn site(marker: &str, call: &str) -> (u32, u32) {
-    let tag = format!("// site:{marker}");
-    let mut found = None;
-    for (index, text) in SOURCE.lines().enumerate() {
-        if text.trim_end().ends_with(&tag) {
-            assert!(found.is_none(), "`{tag}` marks two lines");
-            let column = text
-                .find(call)
-                .unwrap_or_else(|| panic!("no `{call}` on the line marked `{tag}`"));
-            found = Some((index as u32 + 1, column as u32 + 1));
-        }
-    }
-    found.unwrap_or_else(|| panic!("no line is marked `{tag}`"))
+    sites::site_in(SOURCE, marker, call)
 }
 
 // ---- the child -----------------------------------------------------------------------

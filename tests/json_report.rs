@@ -13,6 +13,9 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
+#[path = "support/sites.rs"]
+mod sites;
+
 /// The documented schema, as shipped.
 const SCHEMA: &str = include_str!("../docs/report.schema.json");
 /// This file, to find the exact line and column of each marked spawn.
@@ -318,19 +321,10 @@ fn checked_json(report: &LeakReport) -> Value {
 
 /// The line and column of the spawn call on the line that ends with
 /// `// site:<marker>`; `call` is the text the call starts with.
+#[track_caller]
 fn site(marker: &str, call: &str) -> (u64, u64) {
-    let tag = format!("// site:{marker}");
-    let mut found = None;
-    for (index, text) in SOURCE.lines().enumerate() {
-        if text.trim_end().ends_with(&tag) {
-            assert!(found.is_none(), "`{tag}` marks two lines");
-            let column = text
-                .find(call)
-                .unwrap_or_else(|| panic!("no `{call}` on the line marked `{tag}`"));
-            found = Some((index as u64 + 1, column as u64 + 1));
-        }
-    }
-    found.unwrap_or_else(|| panic!("no line is marked `{tag}`"))
+    let (line, column) = sites::site_in(SOURCE, marker, call);
+    (u64::from(line), u64::from(column))
 }
 
 /// The JSON stragglers spawned at `line` of this file.

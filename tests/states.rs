@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
+#[path = "support/sites.rs"]
+mod sites;
+
 /// The settle budget of checks that must wait it out.
 const SETTLE: Duration = Duration::from_millis(50);
 /// A budget that a check must not wait out.
@@ -32,19 +35,9 @@ const SOURCE: &str = include_str!("states.rs");
 /// The line and column of the spawn call on the line that ends with
 /// `// site:<marker>`; `call` is the text the call starts with: the path of
 /// a function (`leakcheck::spawn(`) or the name of a method (`spawn_on(`).
+#[track_caller]
 fn site(marker: &str, call: &str) -> (u32, u32) {
-    let tag = format!("// site:{marker}");
-    let mut found = None;
-    for (index, text) in SOURCE.lines().enumerate() {
-        if text.trim_end().ends_with(&tag) {
-            assert!(found.is_none(), "`{tag}` marks two lines");
-            let column = text
-                .find(call)
-                .unwrap_or_else(|| panic!("no `{call}` on the line marked `{tag}`"));
-            found = Some((index as u32 + 1, column as u32 + 1));
-        }
-    }
-    found.unwrap_or_else(|| panic!("no line is marked `{tag}`"))
+    sites::site_in(SOURCE, marker, call)
 }
 
 /// The paragraph of a report or snapshot about the group spawned at `line`
