@@ -25,6 +25,8 @@ pub(crate) fn install() {
             // SAFETY: registers a plain `extern "C"` function with libc.
             let _ = unsafe { libc::atexit(run) };
         }
+        #[cfg(not(unix))]
+        crate::notice::Notice::AtExitUnsupported.print_once();
     });
 }
 

@@ -22,6 +22,9 @@ pub(crate) enum Notice {
     /// The OS-thread check was asked for on a platform that cannot list
     /// threads.
     OsThreadsUnsupported,
+    /// The at-exit check was asked for on a platform without `atexit`.
+    #[cfg_attr(unix, allow(dead_code))]
+    AtExitUnsupported,
 }
 
 impl Notice {
@@ -30,11 +33,13 @@ impl Notice {
         static WOKEN: AtomicBool = AtomicBool::new(false);
         static SHARED: AtomicBool = AtomicBool::new(false);
         static OS_THREADS: AtomicBool = AtomicBool::new(false);
+        static AT_EXIT: AtomicBool = AtomicBool::new(false);
         match self {
             Notice::Disabled => &DISABLED,
             Notice::WokenTasksNotJudged => &WOKEN,
             Notice::SharedRuntime => &SHARED,
             Notice::OsThreadsUnsupported => &OS_THREADS,
+            Notice::AtExitUnsupported => &AT_EXIT,
         }
     }
 
@@ -51,6 +56,10 @@ impl Notice {
                 "leakcheck: guards of unrelated tests shared one tokio runtime, so its count of \
                  untracked tasks was not checked; give each test its own runtime (`#[leak_check]`, \
                  `#[tokio::test]`) for that check"
+            }
+            Notice::AtExitUnsupported => {
+                "leakcheck: the at-exit check needs Unix (atexit and write(2)); \
+                 it is off in this process"
             }
             Notice::OsThreadsUnsupported => {
                 "leakcheck: the OS-thread check needs Linux (/proc/self/task); \
