@@ -427,3 +427,76 @@ fn a_variable_outside_the_leakcheck_prefix_is_not_rejected() {
     let output = run_child("child_opens_a_guard", &[("LEAKCHECKER", "1")]);
     assert_child_passed("child_opens_a_guard", &output);
 }
+
+// ---- every variable, every kind of bad value ----------------------------------------
+
+/// Every variable set to an empty value, to garbage, to a negative number
+/// and to a number too large for any integer type (`LEAKCHECK_REPORT_DIR`:
+/// empty or blank only, as any other path is accepted). Each makes the
+/// child's guard panic with a message that names the variable, the value as
+/// given, and what is accepted. The combinations that the
+/// `invalid_setting!` tests above already cover are left out: `LEAKCHECK`
+/// empty and `yes`, `LEAKCHECK_SETTLE_MS` garbage, negative and huge, and
+/// `LEAKCHECK_BACKTRACE` garbage.
+#[test]
+fn every_variable_rejects_empty_garbage_negative_and_huge_values() {
+    const HUGE: &str = "99999999999999999999999999";
+    let cases: [(&str, &[&str], &str); 7] = [
+        (
+            "LEAKCHECK",
+            &["-1", HUGE],
+            "`on` or `off` (also `1` or `0`)",
+        ),
+        (
+            "LEAKCHECK_SETTLE_MS",
+            &[""],
+            "a whole number of milliseconds from 0 to 600000",
+        ),
+        (
+            "LEAKCHECK_BACKTRACE",
+            &["", "-1", HUGE],
+            "`off`, `site` or `full`",
+        ),
+        (
+            "LEAKCHECK_DETAIL",
+            &["", "maybe", "-1", HUGE],
+            "`on` or `off` (also `1` or `0`)",
+        ),
+        ("LEAKCHECK_REPORT_DIR", &["", "   "], "a directory path"),
+        (
+            "LEAKCHECK_AT_EXIT",
+            &["", "at exit", "-1", HUGE],
+            "`on` or `off` (also `1` or `0`)",
+        ),
+        (
+            "LEAKCHECK_OS_THREADS",
+            &["", "sometimes", "-1", HUGE],
+            "`auto` (on when one test runs at a time), `on` or `off`",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (var, values, accepted) in cases {
+        for &value in values {
+            let output = run_child("child_opens_a_guard", &[(var, value)]);
+            let text = text(&output);
+            let message = text
+                .lines()
+                .find(|line| line.starts_with("leakcheck: environment variable"));
+            let problem = match (output.status.code(), message) {
+                (Some(101), Some(message)) => [
+                    format!("{var}={value:?}"),
+                    "is invalid".to_owned(),
+                    accepted.to_owned(),
+                ]
+                .into_iter()
+                .find(|wanted| !message.contains(wanted.as_str()))
+                .map(|missing| format!("the message does not say {missing:?}: {message}")),
+                (code, _) => Some(format!("exit code {code:?}, no configuration error")),
+            };
+            if let Some(problem) = problem {
+                failures.push(format!("{var}={value:?}: {problem}\n{text}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

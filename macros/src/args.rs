@@ -77,15 +77,36 @@ impl Args {
         };
         match (name, lit(&meta.value)) {
             ("settle_ms", Some(Lit::Int(ms))) => {
-                ms.base10_parse::<u64>()?;
+                match ms.base10_parse::<u64>() {
+                    Ok(value) if value <= MAX_SETTLE_MS => {}
+                    _ => {
+                        let msg = format!(
+                            "`settle_ms` takes a whole number of milliseconds from 0 to {MAX_SETTLE_MS}, \
+                             like `{example}`"
+                        );
+                        return Err(Error::new_spanned(ms, msg));
+                    }
+                }
                 set(&mut self.settle_ms, ms.clone(), &meta)
             }
             ("settle_ms", _) => Err(wrong_type("a whole number of milliseconds")),
             ("ignore_name", Some(Lit::Str(s))) => {
+                if matches!(s.value().as_str(), "" | "*") {
+                    let msg = "this would match no name or every name: \
+                               give a task or thread name, or a prefix followed by `*`";
+                    return Err(Error::new_spanned(s, msg));
+                }
                 self.ignore_name.push(s.clone());
                 Ok(())
             }
             ("ignore_location", Some(Lit::Str(s))) => {
+                if let Some(problem) = location_problem(&s.value()) {
+                    let msg = format!(
+                        "{problem}: expected `file`, `file:line` or `file:line:col`, \
+                         like `{example}`"
+                    );
+                    return Err(Error::new_spanned(s, msg));
+                }
                 self.ignore_location.push(s.clone());
                 Ok(())
             }
@@ -102,9 +123,19 @@ impl Args {
             }
             ("ignore_name" | "ignore_location" | "flavor", _) => Err(wrong_type("a string")),
             ("worker_threads", Some(Lit::Int(n))) => {
-                if n.base10_parse::<usize>()? == 0 {
-                    let msg = "a runtime needs at least 1 worker thread";
-                    return Err(Error::new_spanned(n, msg));
+                match n.base10_parse::<usize>() {
+                    Ok(0) => {
+                        let msg = "a runtime needs at least 1 worker thread";
+                        return Err(Error::new_spanned(n, msg));
+                    }
+                    Ok(value) if value <= MAX_WORKER_THREADS => {}
+                    _ => {
+                        let msg = format!(
+                            "`worker_threads` takes a whole number from 1 to {MAX_WORKER_THREADS}, \
+                             like `{example}`"
+                        );
+                        return Err(Error::new_spanned(n, msg));
+                    }
                 }
                 set(&mut self.worker_threads, n.clone(), &meta)
             }
@@ -147,6 +178,37 @@ impl Args {
             ));
         }
     }
+}
+
+/// The largest `settle_ms`: ten minutes, as for `LEAKCHECK_SETTLE_MS`.
+const MAX_SETTLE_MS: u64 = 600_000;
+/// The largest `worker_threads` accepted: far beyond any test's needs, far
+/// below what would overflow tokio's arithmetic.
+const MAX_WORKER_THREADS: usize = 1024;
+
+/// What is wrong with an `ignore_location` pattern, if anything: the same
+/// rules `Options::ignore_location` applies when the test runs.
+fn location_problem(pattern: &str) -> Option<&'static str> {
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts: Vec<&str> = pattern.rsplitn(3, ':').collect();
+    parts.reverse();
+    let (file, numbers): (String, Vec<&str>) = match parts.as_slice() {
+        [file, line, column] if numeric(line) && numeric(column) => {
+            ((*file).to_owned(), vec![line, column])
+        }
+        [head @ .., line] if numeric(line) => (head.join(":"), vec![line]),
+        _ => (pattern.to_owned(), Vec::new()),
+    };
+    if file.is_empty() {
+        return Some("the file part is empty");
+    }
+    if numbers
+        .iter()
+        .any(|n| n.parse::<u32>().map_or(true, |n| n == 0))
+    {
+        return Some("a line or column must be a number from 1 to 4294967295");
+    }
+    None
 }
 
 /// The literal in `name = <literal>`, looking through the invisible groups

@@ -201,10 +201,11 @@ impl<'a> Settle<'a> {
                 self.probes.clear();
             }
         }
-        let grace = STUCK_GRACE.max(self.worst_lateness * LATENESS_FACTOR);
+        let grace = STUCK_GRACE.max(self.worst_lateness.saturating_mul(LATENESS_FACTOR));
         let proven = self.stuck_looks >= 2 && elapsed >= grace.min(self.budget);
         let spent = elapsed.saturating_sub(self.total_lateness);
-        let out_of_time = spent >= self.budget || elapsed >= self.budget * MAX_BUDGETS;
+        let out_of_time =
+            spent >= self.budget || elapsed >= self.budget.saturating_mul(MAX_BUDGETS);
         let confirming = !untracked.is_clean() && elapsed < UNTRACKED_CONFIRM;
         if proven || (out_of_time && !confirming) {
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
