@@ -72,6 +72,9 @@
 //! | `LEAKCHECK_SETTLE_MS` | 0 to 600000 | the default settle budget (500 ms otherwise) |
 //! | `LEAKCHECK_BACKTRACE` | `off`, `site` (default), `full` | creation backtraces: none, one per call site per scope, or one per spawn |
 //! | `LEAKCHECK_DETAIL` | `off` (default), `on` | per-task tokio-metrics figures in reports, as [`Options::detailed`] |
+//! | `LEAKCHECK_OS_THREADS` | `auto` (default), `on`, `off` | the OS-thread check, as [`Options::os_threads`]; `auto` is on when one test runs at a time |
+//! | `LEAKCHECK_REPORT_DIR` | a directory | each test leakcheck fails writes its JSON report there ([`LeakReport::publish`]) |
+//! | `LEAKCHECK_AT_EXIT` | `off` (default), `on` | the whole-binary check at exit, as [`check_at_exit!`] |
 //!
 //! An invalid value, or an unknown `LEAKCHECK_*` variable, makes every guard
 //! panic with a message naming it.
