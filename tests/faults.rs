@@ -31,16 +31,19 @@
 
 use leakcheck::task::{Builder as TaskBuilder, JoinSetExt};
 use leakcheck::thread::Builder as ThreadBuilder;
-use leakcheck::{leak_check, LeakGuard, LeakReport, Options};
+use leakcheck::{leak_check, LeakGuard, Options};
 use std::future::pending;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Command, Output};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinSet, LocalSet};
+
+#[path = "support/common.rs"]
+mod common;
+use common::{me, names, BlockedThread as Parked};
 
 /// The settle budget of checks that are expected to find a waiting leak.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -50,24 +53,6 @@ const LONG_SETTLE: Duration = Duration::from_secs(5);
 const CHILD: &str = "LC_FAULTS_CHILD";
 
 // ---- helpers -----------------------------------------------------------------------
-
-fn me() -> String {
-    std::thread::current()
-        .name()
-        .expect("libtest names its threads")
-        .to_owned()
-}
-
-/// The names of a report's stragglers, sorted; `-` for unnamed ones.
-fn names(report: &LeakReport) -> Vec<&str> {
-    let mut names: Vec<&str> = report
-        .stragglers()
-        .iter()
-        .map(|s| s.name().unwrap_or("-"))
-        .collect();
-    names.sort_unstable();
-    names
-}
 
 /// The names of what the snapshot shows for the calling test, sorted.
 fn mine_alive() -> Vec<String> {
@@ -126,38 +111,6 @@ fn multi_thread_runtime(workers: usize) -> Runtime {
 /// Waits until `stop` changes or is dropped.
 async fn wait_for(mut stop: watch::Receiver<()>) {
     let _ = stop.changed().await;
-}
-
-/// A named, tracked thread that blocks until this is dropped.
-struct Parked {
-    stop: Option<mpsc::Sender<()>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Parked {
-    #[track_caller]
-    fn named(name: &str) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let handle = ThreadBuilder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                let _ = stopped.recv();
-            })
-            .expect("the OS starts the thread");
-        Self {
-            stop: Some(stop),
-            handle: Some(handle),
-        }
-    }
-}
-
-impl Drop for Parked {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
 }
 
 /// True in the child process that should run `test`.

@@ -9,14 +9,17 @@
 
 use leakcheck::task::Builder as TaskBuilder;
 use leakcheck::thread::Builder as ThreadBuilder;
-use leakcheck::{Kind, LeakReport, Options, State};
+use leakcheck::{Kind, Options, State};
 use std::future::pending;
 use std::process::Command;
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
+
+#[path = "support/common.rs"]
+mod common;
+use common::{me, names, BlockedThread as Blocked};
 
 /// The settle budget of checks that are expected to find a waiting leak.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -24,65 +27,6 @@ const SETTLE: Duration = Duration::from_millis(50);
 const LONG_SETTLE: Duration = Duration::from_secs(5);
 /// Set in a child process to the name of the child test that should run.
 const CHILD: &str = "LC_GUARD_CHILD";
-
-/// A tracked thread that blocks until it is finished, or dropped.
-struct Blocked {
-    stop: Option<mpsc::Sender<()>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Blocked {
-    /// Spawns it; the spawn is charged to the caller's line.
-    #[track_caller]
-    fn named(name: &str) -> Self {
-        let (stop, rx) = mpsc::channel::<()>();
-        let handle = ThreadBuilder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                let _ = rx.recv();
-            })
-            .expect("spawn a thread");
-        Self {
-            stop: Some(stop),
-            handle: Some(handle),
-        }
-    }
-
-    fn finish(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        drop(self.stop.take());
-        if let Some(handle) = self.handle.take() {
-            handle.join().expect("the blocked thread ends cleanly");
-        }
-    }
-}
-
-impl Drop for Blocked {
-    fn drop(&mut self) {
-        self.stop_and_join();
-    }
-}
-
-fn me() -> String {
-    std::thread::current()
-        .name()
-        .expect("libtest names its threads")
-        .to_owned()
-}
-
-/// The names of a report's stragglers, sorted.
-fn names(report: &LeakReport) -> Vec<&str> {
-    let mut names: Vec<&str> = report
-        .stragglers()
-        .iter()
-        .map(|s| s.name().unwrap_or("<unnamed>"))
-        .collect();
-    names.sort_unstable();
-    names
-}
 
 fn current_thread_runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -691,7 +635,7 @@ fn ignore_if_a_predicate_holds() {
 
 /// The `expected` text names the spawn line below; keep them in step.
 #[test]
-#[should_panic(expected = "1 thread spawned at tests/guard_behaviour.rs:698:")]
+#[should_panic(expected = "1 thread spawned at tests/guard_behaviour.rs:642:")]
 fn dropping_a_leaky_guard_panics_with_the_report() {
     let worker;
     let _guard = Options::new().settle(SETTLE).verify_none();

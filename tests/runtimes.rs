@@ -17,6 +17,10 @@ use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinSet, LocalSet};
 
+#[path = "support/common.rs"]
+mod common;
+use common::{me, names};
+
 /// The settle budget of checks that are expected to find a waiting leak.
 const SETTLE: Duration = Duration::from_millis(50);
 /// A budget that a check must not wait out.
@@ -24,24 +28,6 @@ const LONG_SETTLE: Duration = Duration::from_secs(5);
 /// What "at once" means for a check with `LONG_SETTLE`, with room for a
 /// loaded machine.
 const PROMPT: Duration = Duration::from_secs(1);
-
-fn me() -> String {
-    std::thread::current()
-        .name()
-        .expect("libtest names its threads")
-        .to_owned()
-}
-
-/// The names of a report's stragglers, sorted; `-` for unnamed ones.
-fn names(report: &LeakReport) -> Vec<&str> {
-    let mut names: Vec<&str> = report
-        .stragglers()
-        .iter()
-        .map(|s| s.name().unwrap_or("-"))
-        .collect();
-    names.sort_unstable();
-    names
-}
 
 /// The kinds of a report's stragglers, sorted.
 fn kinds(report: &LeakReport) -> Vec<Kind> {
