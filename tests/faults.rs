@@ -37,13 +37,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::runtime::Runtime;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinSet, LocalSet};
 
 #[path = "support/common.rs"]
 mod common;
-use common::{me, names, BlockedThread as Parked};
+use common::{current_thread_runtime, me, multi_thread_runtime, names, BlockedThread as Parked};
 
 /// The settle budget of checks that are expected to find a waiting leak.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -91,21 +90,6 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "<not a string>".to_owned())
-}
-
-fn current_thread_runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("build a runtime")
-}
-
-fn multi_thread_runtime(workers: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("build a runtime")
 }
 
 /// Waits until `stop` changes or is dropped.

@@ -14,12 +14,11 @@ use std::future::pending;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
 #[path = "support/common.rs"]
 mod common;
-use common::{me, names, BlockedThread as Blocked};
+use common::{current_thread_runtime, me, multi_thread_runtime, names, BlockedThread as Blocked};
 
 /// The settle budget of checks that are expected to find a waiting leak.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -27,21 +26,6 @@ const SETTLE: Duration = Duration::from_millis(50);
 const LONG_SETTLE: Duration = Duration::from_secs(5);
 /// Set in a child process to the name of the child test that should run.
 const CHILD: &str = "LC_GUARD_CHILD";
-
-fn current_thread_runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn multi_thread_runtime(workers: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 // ---- a test that panics for its own reason ---------------------------------------
 
@@ -635,7 +619,7 @@ fn ignore_if_a_predicate_holds() {
 
 /// The `expected` text names the spawn line below; keep them in step.
 #[test]
-#[should_panic(expected = "1 thread spawned at tests/guard_behaviour.rs:642:")]
+#[should_panic(expected = "1 thread spawned at tests/guard_behaviour.rs:626:")]
 fn dropping_a_leaky_guard_panics_with_the_report() {
     let worker;
     let _guard = Options::new().settle(SETTLE).verify_none();

@@ -19,7 +19,7 @@ use tokio::task::{JoinSet, LocalSet};
 
 #[path = "support/common.rs"]
 mod common;
-use common::{me, names};
+use common::{current_thread_runtime, me, multi_thread_runtime, names};
 
 /// The settle budget of checks that are expected to find a waiting leak.
 const SETTLE: Duration = Duration::from_millis(50);
@@ -46,21 +46,6 @@ fn assert_mine_gone() {
         .filter(|s| s.test_name() == Some(me.as_str()))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-fn current_thread_runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn multi_thread_runtime(workers: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// A task that waits until `stop` changes or is dropped.

@@ -67,3 +67,20 @@ impl Drop for BlockedThread {
         }
     }
 }
+
+/// A current-thread runtime with I/O and time, as `#[tokio::test]` builds.
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+}
+
+/// A multi-thread runtime with `workers` worker threads, I/O and time.
+pub fn multi_thread_runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a multi-thread runtime")
+}
