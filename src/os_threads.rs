@@ -98,19 +98,30 @@ impl ThreadBaseline {
     }
 
     /// Threads alive now that were not at the baseline, are not tracked, and
-    /// do not belong to a runtime or to leakcheck.
-    pub(crate) fn new_threads(&self, tracked: &HashSet<u32>) -> Vec<UntrackedThread> {
+    /// do not belong to a runtime or to leakcheck. `tracked` lists the
+    /// tracked threads' ids; it is only called when a new thread is seen, so
+    /// a clean look does not walk the registry.
+    pub(crate) fn new_threads(
+        &self,
+        tracked: impl FnOnce() -> HashSet<u32>,
+    ) -> Vec<UntrackedThread> {
         let runtime = RUNTIME_THREADS.lock().clone().unwrap_or_default();
         let me = current_tid();
-        list()
+        let new: Vec<(u32, String)> = list()
             .into_iter()
             .filter(|(tid, name)| {
                 !self.tids.contains(tid)
-                    && !tracked.contains(tid)
                     && !runtime.contains(tid)
                     && Some(*tid) != me
                     && !is_runtime_or_tool_thread(name)
             })
+            .collect();
+        if new.is_empty() {
+            return Vec::new();
+        }
+        let tracked = tracked();
+        new.into_iter()
+            .filter(|(tid, _)| !tracked.contains(tid))
             .map(|(tid, name)| UntrackedThread::new(tid, name))
             .collect()
     }
@@ -171,7 +182,7 @@ mod tests {
             })
             .unwrap();
         started.recv().unwrap();
-        let found = baseline.new_threads(&HashSet::new());
+        let found = baseline.new_threads(HashSet::new);
         assert!(found.iter().any(|t| t.name() == "untracked-x"), "{found:?}");
         drop(stop);
         handle.join().unwrap();
@@ -179,7 +190,7 @@ mod tests {
         // reaps it; that is what the guard's settle loop absorbs too.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while baseline
-            .new_threads(&HashSet::new())
+            .new_threads(HashSet::new)
             .iter()
             .any(|t| t.name() == "untracked-x")
         {

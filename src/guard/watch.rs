@@ -61,12 +61,13 @@ impl Watch {
             }
         }
         if let Some(threads) = &self.threads {
-            let tracked: HashSet<u32> = registry::all_records()
-                .iter()
-                .filter(|r| r.kind == Kind::Thread)
-                .filter_map(|r| r.tid.get())
-                .collect();
-            seen.threads = threads.new_threads(&tracked);
+            seen.threads = threads.new_threads(|| {
+                registry::all_records()
+                    .iter()
+                    .filter(|r| r.kind == Kind::Thread)
+                    .filter_map(|r| r.tid.get())
+                    .collect::<HashSet<u32>>()
+            });
         }
         seen
     }
