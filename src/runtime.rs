@@ -220,8 +220,7 @@ static GUARDS_PER_RUNTIME: Mutex<Option<HashMap<tokio::runtime::Id, Vec<std::syn
 
 /// The runtime a guard opened in, and what was alive on it then.
 pub(crate) struct RuntimeBaseline {
-    handle: Handle,
-    id: tokio::runtime::Id,
+    /// The runtime's tracked-task count, and its handle and id.
     tasks: Arc<RuntimeTasks>,
     untracked_at_open: usize,
     /// Set when another guard, not nested in this one, shared the runtime
@@ -240,7 +239,7 @@ impl RuntimeBaseline {
             .get_or_insert_with(HashMap::new)
             .entry(id)
             .or_default();
-        open.retain(|scope| scope.strong_count() > 0 && !is_closed(scope));
+        open.retain(|scope| scope.upgrade().is_some_and(|scope| !scope.is_closed()));
         // A guard nested in one already open here is covered by that one's
         // subtree; the outer guard keeps the count.
         let shared = open
@@ -253,8 +252,6 @@ impl RuntimeBaseline {
         let alive = handle.metrics().num_alive_tasks();
         Some(Self {
             untracked_at_open: alive.saturating_sub(tasks.tracked()),
-            handle,
-            id,
             tasks,
             shared,
         })
@@ -265,21 +262,19 @@ impl RuntimeBaseline {
     pub(crate) fn excess(&mut self, scope: &Arc<Scope>) -> Option<usize> {
         if !self.shared {
             let guards = GUARDS_PER_RUNTIME.lock();
-            if let Some(open) = guards.as_ref().and_then(|g| g.get(&self.id)) {
+            if let Some(open) = guards.as_ref().and_then(|g| g.get(&self.tasks.id())) {
                 self.shared = open
                     .iter()
                     .filter_map(std::sync::Weak::upgrade)
                     .any(|other| {
-                        !is_closed_scope(&other)
-                            && !other.is_within(scope)
-                            && !scope.is_within(&other)
+                        !other.is_closed() && !other.is_within(scope) && !scope.is_within(&other)
                     });
             }
         }
         if self.shared {
             return None;
         }
-        let alive = self.handle.metrics().num_alive_tasks();
+        let alive = self.tasks.handle.metrics().num_alive_tasks();
         let untracked = alive.saturating_sub(self.tasks.tracked());
         Some(untracked.saturating_sub(self.untracked_at_open))
     }
@@ -289,16 +284,8 @@ impl RuntimeBaseline {
         allow(dead_code)
     )]
     pub(crate) fn handle(&self) -> &Handle {
-        &self.handle
+        &self.tasks.handle
     }
-}
-
-fn is_closed(scope: &std::sync::Weak<Scope>) -> bool {
-    scope.upgrade().is_none_or(|scope| is_closed_scope(&scope))
-}
-
-fn is_closed_scope(scope: &Scope) -> bool {
-    scope.is_closed()
 }
 
 #[cfg(tokio_unstable)]
