@@ -30,6 +30,32 @@ pub(crate) fn install() {
     });
 }
 
+/// Installs the check before `main` when the environment asks for it, so
+/// that work spawned before any guard opens is tracked too. Only a cheap
+/// look-up runs in a process that does not ask; a bad value is reported by
+/// the first guard, not here.
+fn install_if_asked() {
+    if std::env::var_os("LEAKCHECK_AT_EXIT").is_none() {
+        return;
+    }
+    if crate::config::get()
+        .as_ref()
+        .is_ok_and(|config| config.at_exit && config.enabled)
+    {
+        install();
+    }
+}
+
+ctor::declarative::ctor! {
+    // SAFETY: runs before `main`; it reads the environment, stores to
+    // atomics and registers an `atexit` handler, none of which needs std's
+    // runtime to be set up.
+    #[ctor(unsafe)]
+    fn leakcheck_at_exit_from_env() {
+        install_if_asked();
+    }
+}
+
 #[cfg(unix)]
 extern "C" fn run() {
     // A panic must not cross into libc; a failed check writes what it can.

@@ -7,7 +7,6 @@
 //! spawns from that site share it.
 
 use crate::config::{self, BacktraceMode};
-use crate::registry::Scope;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
@@ -298,35 +297,35 @@ impl Hasher for AddressHasher {
     }
 }
 
-/// Captures a backtrace for a spawn at `location` in `scope`, as the
-/// configured mode asks.
-pub(crate) fn capture(scope: &Scope, location: &'static Location<'static>) -> Option<Captured> {
-    match config::backtrace_mode() {
-        BacktraceMode::Off => None,
-        BacktraceMode::Full => Some(Captured {
-            trace: Arc::new(CreationBacktrace::capture()),
-            shared: false,
-        }),
-        BacktraceMode::Site => {
-            let site = location as *const Location<'static> as usize;
-            if let Some(trace) = scope.samples.by_site.lock().get(&site) {
-                return Some(Captured {
-                    trace: trace.clone(),
-                    shared: true,
-                });
-            }
-            // Capture outside the lock: it takes microseconds.
-            let trace = Arc::new(CreationBacktrace::capture());
-            scope
-                .samples
-                .by_site
-                .lock()
-                .entry(site)
-                .or_insert_with(|| trace.clone());
-            Some(Captured {
-                trace,
+impl SiteSamples {
+    /// Captures a backtrace for a spawn at `location` in the scope these
+    /// samples belong to, as the configured mode asks.
+    pub(crate) fn capture(&self, location: &'static Location<'static>) -> Option<Captured> {
+        match config::backtrace_mode() {
+            BacktraceMode::Off => None,
+            BacktraceMode::Full => Some(Captured {
+                trace: Arc::new(CreationBacktrace::capture()),
                 shared: false,
-            })
+            }),
+            BacktraceMode::Site => {
+                let site = location as *const Location<'static> as usize;
+                if let Some(trace) = self.by_site.lock().get(&site) {
+                    return Some(Captured {
+                        trace: trace.clone(),
+                        shared: true,
+                    });
+                }
+                // Capture outside the lock: it takes microseconds.
+                let trace = Arc::new(CreationBacktrace::capture());
+                self.by_site
+                    .lock()
+                    .entry(site)
+                    .or_insert_with(|| trace.clone());
+                Some(Captured {
+                    trace,
+                    shared: false,
+                })
+            }
         }
     }
 }

@@ -4,6 +4,10 @@
 //! leakcheck does not know, is an error that the first guard turns into a
 //! panic naming the variable, the value and what is accepted: a typo in CI
 //! configuration must not quietly change what is checked.
+//!
+//! This module sits at the bottom of the crate and imports nothing of it:
+//! reading a setting never starts anything. The features a setting turns on
+//! read it from where they live.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -210,14 +214,7 @@ fn switch(var: &str, value: &str) -> Result<bool, ConfigError> {
 /// The process's configuration, read on first use.
 pub(crate) fn get() -> &'static Result<EnvConfig, ConfigError> {
     static CONFIG: OnceLock<Result<EnvConfig, ConfigError>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| EnvConfig::from_vars(std::env::vars_os()));
-    if config
-        .as_ref()
-        .is_ok_and(|config| config.at_exit && config.enabled)
-    {
-        crate::at_exit::install();
-    }
-    config
+    CONFIG.get_or_init(|| EnvConfig::from_vars(std::env::vars_os()))
 }
 
 /// The backtrace mode for the spawn path, which never fails: a bad variable

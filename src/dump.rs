@@ -1,10 +1,8 @@
 //! A goroutine-style dump on demand, for test binaries that hang.
 
+use crate::probe::os_threads::DUMP_THREAD_NAME;
 use std::io;
 use std::sync::OnceLock;
-
-/// The name of the thread that waits for the dump signal.
-pub(crate) const DUMP_THREAD_NAME: &str = "leakcheck-dump";
 
 /// Prints a [`snapshot`](crate::snapshot) of every live tracked task and
 /// thread to stderr each time the process receives `SIGUSR1`.

@@ -52,17 +52,27 @@
 //!
 //! # How it fits together
 //!
+//! Data flows one way, and the modules are layered to match:
+//!
 //! - [`task`] and [`thread`]: spawn wrappers that mirror tokio's and std's
-//!   and register what they start.
-//! - A registry of live work, filed by *scope*. [`verify_none`] opens a scope
-//!   on the current thread; anything spawned while it is current, or spawned
-//!   by that work in turn, belongs to it.
-//! - [`LeakGuard`]: closes the scope and checks it, settling with bounded
-//!   backoff and failing at once when every straggler is provably stuck.
+//!   and file what they start in the registry.
+//! - The registry of live work, filed by *scope*. [`verify_none`] opens a
+//!   scope on the current thread; anything spawned while it is current, or
+//!   spawned by that work in turn, belongs to it.
+//! - Probes, the ways a check sees live work: the registry's own view,
+//!   tokio's count of alive tasks, tokio's task hooks (which file plain
+//!   `tokio::spawn` tasks into the registry, see [`runtime::instrument`])
+//!   and the process's thread list. Each answers the same three questions:
+//!   what to remember when a scope opens, what is alive now, and what to add
+//!   to a report.
+//! - [`LeakGuard`]: closes the scope and checks it, asking every probe on
+//!   each look, settling with bounded backoff and failing at once when every
+//!   straggler is provably stuck.
 //! - [`LeakReport`]: stragglers grouped by creation site, with resolved
 //!   creation backtraces and task states.
-//! - [`snapshot`]: everything alive in the process, like a goroutine dump;
-//!   [`dump_on_signal`] prints one whenever the process gets `SIGUSR1`.
+//! - Process-wide features on top: [`snapshot`], everything alive in the
+//!   process, like a goroutine dump; [`dump_on_signal`], which prints one
+//!   on `SIGUSR1`; and [`check_at_exit!`], goleak's `VerifyTestMain`.
 //!
 //! # Configuration
 //!
@@ -82,21 +92,31 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod at_exit;
-mod capture;
+// The map, bottom to top: each module imports only modules listed before it.
+//
+// Settings and small utilities, importing nothing of the crate:
 mod clock;
 mod config;
-mod dump;
-mod guard;
 mod notice;
-mod options;
-mod os_threads;
+mod sys;
+// The records of live work, with their creation backtraces:
+mod capture;
 mod registry;
+// What a report says about them:
 pub mod report;
-pub mod runtime;
-mod snapshot;
+// The ways a check sees live work, one file each:
+mod probe;
+// The check: options, the guard and its settle loop:
+mod guard;
+mod options;
+// The spawn wrappers, which file work into the registry:
 pub mod task;
 pub mod thread;
+// Process-level features built on all of the above:
+mod at_exit;
+mod dump;
+pub mod runtime;
+mod snapshot;
 
 #[doc(inline)]
 pub use leakcheck_macros::leak_check;

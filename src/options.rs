@@ -1,6 +1,8 @@
 //! [`Options`]: how long a check waits, and what it ignores.
+//!
+//! Plain settings: the guard reads them, and [`Options::verify_none`], which
+//! opens a guard with them, lives with the guard.
 
-use crate::guard::LeakGuard;
 use crate::report::Straggler;
 use std::fmt;
 use std::sync::Arc;
@@ -220,23 +222,6 @@ impl Options {
     {
         self.ignores.push(Ignore::If(Arc::new(predicate)));
         self
-    }
-
-    /// Opens a guard with these options on the current thread. See
-    /// [`crate::verify_none`].
-    ///
-    /// # Panics
-    ///
-    /// Panics if a `LEAKCHECK*` environment variable is invalid, naming it,
-    /// its value and what is accepted.
-    ///
-    /// ```
-    /// let guard = leakcheck::Options::new().verify_none();
-    /// guard.check().unwrap();
-    /// ```
-    #[track_caller]
-    pub fn verify_none(self) -> LeakGuard {
-        LeakGuard::open(self)
     }
 
     pub(crate) fn os_threads_setting(&self) -> Option<bool> {

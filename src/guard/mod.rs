@@ -1,11 +1,17 @@
 //! [`LeakGuard`]: the scope a test opens, and the check that closes it.
 
+//!
+//! The guard opens a scope in the registry and the [probes](crate::probe)
+//! with it; its check runs the settle loop ([`settle`]) over what the probes
+//! see, and hands what is left to the report. It knows the probes only
+//! through their shared interface.
+
 mod settle;
-mod watch;
 
 use crate::config;
 use crate::notice::Notice;
 use crate::options::Options;
+use crate::probe::{Opening, Probes};
 use crate::registry::{self, scope, Scope};
 use crate::report::LeakReport;
 use settle::{Settle, Step};
@@ -13,7 +19,6 @@ use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use watch::Watch;
 
 /// Opens a leak check with default [`Options`] on the current thread.
 ///
@@ -75,7 +80,7 @@ struct Armed {
     options: Options,
     test: Option<String>,
     settle: Duration,
-    watch: Watch,
+    probes: Probes,
 }
 
 impl Drop for Armed {
@@ -100,15 +105,14 @@ impl LeakGuard {
         let scope = Scope::open_guard(thread_name, options.is_detailed(config.detail));
         let test = scope.label().map(str::to_owned);
         scope::enter_guard(&scope);
-        let os_threads = options.os_threads_setting().or(config.os_threads);
-        if os_threads == Some(true) && !crate::os_threads::SUPPORTED {
-            Notice::OsThreadsUnsupported.print_once();
-        }
-        let watch = Watch::open(&scope, crate::os_threads::enabled(os_threads));
+        let probes = Probes::open(&Opening {
+            scope: &scope,
+            os_threads: options.os_threads_setting().or(config.os_threads),
+        });
         Self {
             armed: Some(Armed {
                 settle: options.settle_budget(config.settle),
-                watch,
+                probes,
                 scope,
                 options,
                 test,
@@ -181,6 +185,25 @@ impl LeakGuard {
     }
 }
 
+impl Options {
+    /// Opens a guard with these options on the current thread. See
+    /// [`verify_none`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if a `LEAKCHECK*` environment variable is invalid, naming it,
+    /// its value and what is accepted.
+    ///
+    /// ```
+    /// let guard = leakcheck::Options::new().verify_none();
+    /// guard.check().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn verify_none(self) -> LeakGuard {
+        LeakGuard::open(self)
+    }
+}
+
 impl Drop for LeakGuard {
     fn drop(&mut self) {
         let Some(armed) = self.armed.take() else {
@@ -224,17 +247,13 @@ impl Armed {
                 Step::Wait(pause) => tokio::time::sleep(pause).await,
             }
         };
-        #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
-        let result = match (result, self.watch.runtime_handle()) {
-            (Err(mut report), Some(handle)) => {
-                let points =
-                    crate::runtime::suspension_points(handle, Duration::from_secs(2)).await;
-                report.attach_suspension_points(&points);
+        match result {
+            Err(mut report) => {
+                self.probes.annotate(&mut report).await;
                 Err(report)
             }
-            (result, _) => result,
-        };
-        result
+            Ok(()) => Ok(()),
+        }
     }
 
     fn settle(&mut self, runtime_blocked: bool, on_tokio_time: bool) -> Settle<'_> {
@@ -242,7 +261,7 @@ impl Armed {
             &self.scope,
             &self.options,
             self.test.as_deref(),
-            &mut self.watch,
+            &mut self.probes,
             self.settle,
             runtime_blocked,
             on_tokio_time,

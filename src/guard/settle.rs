@@ -1,12 +1,14 @@
 //! The settle loop, as a state machine shared by the blocking and the async
-//! check: each step looks once, and says whether the scope is clean, has
-//! leaked, or deserves another look after a pause.
+//! check: each step asks the probes what is alive, once, and says whether
+//! the scope is clean, has leaked, or deserves another look after a pause.
+//!
+//! It knows no probe by name: what is alive comes as [`Alive`], and a stuck
+//! verdict is believed only once every probe confirms it.
 
-use super::watch::Watch;
 use crate::options::Options;
-use crate::registry::{Record, Scope, State};
+use crate::probe::{Alive, Look, Probes};
+use crate::registry::{Scope, State};
 use crate::report::{LeakReport, Straggler};
-use crate::runtime::{Probe, ProbeOutcome};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +48,7 @@ pub(crate) struct Settle<'a> {
     scope: &'a Arc<Scope>,
     options: &'a Options,
     test: Option<&'a str>,
-    watch: &'a mut Watch,
+    probes: &'a mut Probes,
     budget: Duration,
     pause: Duration,
     /// Poll counts at the first look, to recognise tasks that spin.
@@ -65,10 +67,6 @@ pub(crate) struct Settle<'a> {
     total_lateness: Duration,
     /// The resolution of the clock the caller sleeps on.
     timer_tick: Duration,
-    /// The runtime this check blocks, if any: a probe could never run there.
-    blocked_runtime: Option<tokio::runtime::Id>,
-    /// Probes sent to the runtimes of stuck-looking tasks, by runtime.
-    probes: HashMap<tokio::runtime::Id, Probe>,
 }
 
 impl<'a> Settle<'a> {
@@ -76,7 +74,7 @@ impl<'a> Settle<'a> {
         scope: &'a Arc<Scope>,
         options: &'a Options,
         test: Option<&'a str>,
-        watch: &'a mut Watch,
+        probes: &'a mut Probes,
         budget: Duration,
         runtime_blocked: bool,
         on_tokio_time: bool,
@@ -85,7 +83,7 @@ impl<'a> Settle<'a> {
             scope,
             options,
             test,
-            watch,
+            probes,
             budget,
             pause: FIRST_PAUSE,
             polls_at_start: HashMap::new(),
@@ -100,39 +98,7 @@ impl<'a> Settle<'a> {
             } else {
                 Duration::ZERO
             },
-            blocked_runtime: runtime_blocked
-                .then(|| tokio::runtime::Handle::try_current().ok().map(|h| h.id()))
-                .flatten(),
-            probes: HashMap::new(),
         }
-    }
-
-    /// Whether every runtime that runs one of `stragglers` has made progress
-    /// since they were last seen stuck, so an abort or shutdown that was
-    /// about to drop one of them has had its chance. Sends probes as needed.
-    fn runtimes_caught_up(&mut self, stragglers: &[Straggler]) -> bool {
-        let mut caught_up = true;
-        for straggler in stragglers {
-            let Some(runtime) = &straggler.record().runtime else {
-                continue;
-            };
-            if !runtime.has_workers() || Some(runtime.id()) == self.blocked_runtime {
-                // A current-thread runtime drops an aborted task only when
-                // some thread drives it again: a driven one does that during
-                // the pauses between looks, and for one that nobody drives
-                // (or that this check blocks) waiting changes nothing.
-                continue;
-            }
-            let probe = self
-                .probes
-                .entry(runtime.id())
-                .or_insert_with(|| runtime.probe());
-            match probe.outcome() {
-                ProbeOutcome::Ran => {}
-                ProbeOutcome::Pending | ProbeOutcome::Dropped => caught_up = false,
-            }
-        }
-        caught_up
     }
 
     fn note_lateness(&mut self, elapsed: Duration) {
@@ -151,14 +117,19 @@ impl<'a> Settle<'a> {
     /// Looks once. `elapsed` is the time since the check began, on whatever
     /// clock the caller sleeps on.
     pub(crate) fn step(&mut self, elapsed: Duration) -> Step {
-        let mut records: Vec<Arc<Record>> = Vec::new();
-        // The cheap test first: a clean scope is one lock per shard.
-        if !self.scope.subtree_is_empty() {
-            self.scope.collect_subtree(&mut records);
-        }
-        let untracked = self.watch.look(self.scope, self.runtime_blocked);
+        let look = Look {
+            scope: self.scope,
+            runtime_blocked: self.runtime_blocked,
+        };
+        let alive = self.probes.look(&look);
+        let untracked_clean = alive.nothing_untracked();
+        let Alive {
+            records,
+            untracked_tasks,
+            untracked_threads,
+        } = alive;
         self.note_lateness(elapsed);
-        if records.is_empty() && untracked.is_clean() {
+        if records.is_empty() && untracked_clean {
             return Step::Clean;
         }
         if self.first_look {
@@ -183,22 +154,20 @@ impl<'a> Settle<'a> {
                 !cannot_run && !self.options.ignores(straggler)
             })
             .collect();
-        if unjudged > 0 && stragglers.is_empty() && untracked.is_clean() {
+        if unjudged > 0 && stragglers.is_empty() && untracked_clean {
             crate::notice::Notice::WokenTasksNotJudged.print_once();
         }
-        if stragglers.is_empty() && untracked.is_clean() {
+        if stragglers.is_empty() && untracked_clean {
             return Step::Clean;
         }
         // Nothing can wake a stuck task, so waiting longer cannot help.
-        let all_stuck =
-            untracked.is_clean() && stragglers.iter().all(|s| s.state() == State::Stuck);
-        if all_stuck && self.runtimes_caught_up(&stragglers) {
+        let all_stuck = untracked_clean && stragglers.iter().all(|s| s.state() == State::Stuck);
+        if all_stuck && self.probes.confirm_stuck(&look, &stragglers) {
             self.stuck_looks += 1;
         } else {
             self.stuck_looks = 0;
             if !all_stuck {
-                // Start over: a later stuck verdict needs fresh evidence.
-                self.probes.clear();
+                self.probes.doubt_stuck();
             }
         }
         let grace = STUCK_GRACE.max(self.worst_lateness.saturating_mul(LATENESS_FACTOR));
@@ -206,10 +175,10 @@ impl<'a> Settle<'a> {
         let spent = elapsed.saturating_sub(self.total_lateness);
         let out_of_time =
             spent >= self.budget || elapsed >= self.budget.saturating_mul(MAX_BUDGETS);
-        let confirming = !untracked.is_clean() && elapsed < UNTRACKED_CONFIRM;
+        let confirming = !untracked_clean && elapsed < UNTRACKED_CONFIRM;
         if proven || (out_of_time && !confirming) {
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
-            report.set_untracked(untracked.tasks, untracked.threads);
+            report.set_untracked(untracked_tasks, untracked_threads);
             if self.runtime_blocked {
                 report.add_note(format!(
                     "this check ran synchronously inside a current-thread runtime, so no task could run \

@@ -10,6 +10,7 @@
 //! nothing: production code pays one relaxed load per spawn.
 
 mod activity;
+pub(crate) mod runtimes;
 pub(crate) mod scope;
 mod slab;
 
@@ -18,14 +19,14 @@ pub(crate) use activity::{Activity, ActivitySample};
 pub(crate) use scope::{Scope, ScopeContext};
 
 use crate::capture::Captured;
+use runtimes::RuntimeTasks;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// Not yet decided: the first spawn reads the environment once, so that
-/// `LEAKCHECK_AT_EXIT=1` works in a binary that never opens a guard.
+/// Not yet decided: nothing has asked for tracking before the first spawn.
 const UNDECIDED: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
@@ -44,9 +45,6 @@ pub(crate) fn is_tracking() -> bool {
 
 #[cold]
 fn decide() -> bool {
-    // Reading the configuration installs the at-exit check, which turns
-    // tracking on, when the environment asks for it.
-    let _ = crate::config::get();
     let _ = TRACKING.compare_exchange(UNDECIDED, OFF, Ordering::Relaxed, Ordering::Relaxed);
     TRACKING.load(Ordering::Relaxed) == ON
 }
@@ -119,9 +117,25 @@ pub(crate) struct Record {
     /// Registered by tokio's task hooks rather than a wrapper: no waker seen.
     pub(crate) hooked: bool,
     /// A task's runtime, whose count of tracked tasks includes it.
-    pub(crate) runtime: Option<Arc<crate::runtime::RuntimeTasks>>,
+    pub(crate) runtime: Option<Arc<RuntimeTasks>>,
     /// A tracked thread's kernel id, for the OS-thread check.
-    pub(crate) tid: crate::os_threads::ThreadTid,
+    pub(crate) tid: ThreadTid,
+}
+
+/// A tracked thread's kernel id, noted when the thread starts.
+#[derive(Default)]
+pub(crate) struct ThreadTid(AtomicU32);
+
+impl ThreadTid {
+    pub(crate) fn note_current(&self) {
+        if let Some(tid) = crate::sys::current_tid() {
+            self.0.store(tid, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<u32> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|tid| *tid != 0)
+    }
 }
 
 /// What a wrapper knows at spawn time.
@@ -180,12 +194,12 @@ pub(crate) fn register_hooked(spawn: Spawn<'_>) -> Registration {
 
 fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
     let scope = scope::current();
-    let backtrace = crate::capture::capture(&scope, spawn.location);
+    let backtrace = scope.samples.capture(spawn.location);
     let monitor =
         (scope.detailed && spawn.kind.is_async() && !hooked).then(tokio_metrics::TaskMonitor::new);
     // tokio counts only these in `num_alive_tasks`.
     let runtime = match spawn.kind {
-        Kind::Task => crate::runtime::runtime_tasks(spawn.handle),
+        Kind::Task => runtimes::runtime_tasks(spawn.handle),
         _ => None,
     };
     if let Some(runtime) = &runtime {

@@ -72,7 +72,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
             return self.spawn(task);
         }
         let (tracked, record) = Tracked::register(task, spawn(Kind::Task));
-        let abort = crate::runtime::wrapper_spawning(|| self.spawn(tracked));
+        let abort = crate::probe::task_hooks::wrapper_spawning(|| self.spawn(tracked));
         let _ = record.task_id.set(abort.id());
         abort
     }

@@ -82,7 +82,7 @@ where
         handle,
     };
     let (tracked, record) = Tracked::register(future, spawn);
-    let join = crate::runtime::wrapper_spawning(|| match handle {
+    let join = crate::probe::task_hooks::wrapper_spawning(|| match handle {
         Some(handle) => handle.spawn(tracked),
         None => tokio::spawn(tracked),
     });

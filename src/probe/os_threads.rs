@@ -6,13 +6,45 @@
 //! on by default exactly then (nextest's process-per-test mode,
 //! `--test-threads=1`, `RUST_TEST_THREADS=1`), and otherwise opt-in.
 
+use super::{Alive, Look, Opening, Probe};
+use crate::notice::Notice;
+use crate::registry::{self, Kind};
 use crate::report::UntrackedThread;
+use crate::sys::current_tid;
 use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The name of leakcheck's own signal-dump thread, which is never a leak.
+pub(crate) const DUMP_THREAD_NAME: &str = "leakcheck-dump";
+
+/// The threads alive when a guard opened, when the check is on for it.
+pub(crate) struct OsThreads {
+    baseline: ThreadBaseline,
+}
+
+impl Probe for OsThreads {
+    fn open(opening: &Opening<'_>) -> Option<Self> {
+        if opening.os_threads == Some(true) && !SUPPORTED {
+            Notice::OsThreadsUnsupported.print_once();
+        }
+        enabled(opening.os_threads).then(|| Self {
+            baseline: ThreadBaseline::take(),
+        })
+    }
+
+    fn look(&mut self, _: &Look<'_>, alive: &mut Alive) {
+        alive.untracked_threads = self.baseline.new_threads(|| {
+            registry::all_records()
+                .iter()
+                .filter(|r| r.kind == Kind::Thread)
+                .filter_map(|r| r.tid.get())
+                .collect::<HashSet<u32>>()
+        });
+    }
+}
 
 /// Whether the OS-thread check is on for a guard, all sources considered.
-pub(crate) fn enabled(setting: Option<bool>) -> bool {
+fn enabled(setting: Option<bool>) -> bool {
     setting.unwrap_or_else(one_test_at_a_time) && SUPPORTED
 }
 
@@ -52,36 +84,6 @@ pub(crate) fn runtime_thread_stopped() {
         if let Some(set) = RUNTIME_THREADS.lock().as_mut() {
             set.remove(&tid);
         }
-    }
-}
-
-/// The kernel's id for the calling thread.
-pub(crate) fn current_tid() -> Option<u32> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions and cannot fail.
-        let tid = unsafe { libc::gettid() };
-        u32::try_from(tid).ok()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
-    }
-}
-
-/// A tracked thread's kernel id, noted when the thread starts.
-#[derive(Default)]
-pub(crate) struct ThreadTid(AtomicU32);
-
-impl ThreadTid {
-    pub(crate) fn note_current(&self) {
-        if let Some(tid) = current_tid() {
-            self.0.store(tid, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn get(&self) -> Option<u32> {
-        Some(self.0.load(Ordering::Relaxed)).filter(|tid| *tid != 0)
     }
 }
 
@@ -131,7 +133,7 @@ impl ThreadBaseline {
 /// `tokio-rt-worker`, cut by Linux to 15 bytes; blocking-pool threads share
 /// the name. Match the stem, not one spelling.
 fn is_runtime_or_tool_thread(name: &str) -> bool {
-    name.starts_with("tokio-") || name == crate::dump::DUMP_THREAD_NAME
+    name.starts_with("tokio-") || name == DUMP_THREAD_NAME
 }
 
 /// Every thread of the process as (tid, name). Threads that end while the
