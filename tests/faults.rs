@@ -390,6 +390,43 @@ async fn child_leak_check_above_tokio_test_panics() {
     panic!("my own panic");
 }
 
+/// A body that panics after waking its tasks: on leakcheck's current-thread
+/// runtime they cannot run while the guard is dropped during the unwind, so
+/// they are not blamed, and the check does not wait out its budget.
+#[leak_check(settle_ms = 5000)]
+async fn child_leak_check_panics_with_woken_tasks() {
+    if !is_child("child_leak_check_panics_with_woken_tasks") {
+        return;
+    }
+    // Plain: seen through the task hooks with `tokio_unstable`, only
+    // counted without.
+    let (plain_tx, plain_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = plain_rx.await;
+    });
+    let (tracked_tx, tracked_rx) = oneshot::channel::<()>();
+    leakcheck::spawn(async move {
+        let _ = tracked_rx.await;
+    });
+    tokio::task::yield_now().await;
+    // Both tasks are woken, and would end on their next poll.
+    drop((plain_tx, tracked_tx));
+    panic!("my own panic");
+}
+
+#[test]
+fn a_panicking_test_does_not_blame_tasks_that_could_not_run_nor_wait() {
+    let test = "child_leak_check_panics_with_woken_tasks";
+    let started = Instant::now();
+    let output = run_child(test, &[]);
+    let took = started.elapsed();
+    assert_failed_with_own_panic(test, &output, &[]);
+    let text = text(&output);
+    assert!(!text.contains("leaked"), "{text}");
+    // The settle budget is 5 s; the check must not have spent it.
+    assert!(took < Duration::from_millis(2500), "took {took:?}:\n{text}");
+}
+
 #[test]
 fn leak_check_tests_that_panic_report_their_own_panic_and_the_leak() {
     for (test, leaked) in [

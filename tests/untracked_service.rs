@@ -82,6 +82,19 @@ fn assert_counted_with_watcher(report: &LeakReport, watcher: &str) {
         text.contains("3 untracked tasks still alive on this runtime"),
         "{text}"
     );
+    // The hint never asks for what is already true.
+    if cfg!(tokio_unstable) {
+        assert!(
+            text.contains("was not built through `leakcheck::runtime::instrument`"),
+            "{text}"
+        );
+        assert!(!text.contains("RUSTFLAGS"), "{text}");
+    } else {
+        assert!(
+            text.contains("build with RUSTFLAGS=\"--cfg tokio_unstable\""),
+            "{text}"
+        );
+    }
     let threads = threads_named(report, watcher);
     assert_eq!(threads.len(), 1, "{text}");
     assert!(threads[0].tid() > 0, "{text}");
@@ -250,6 +263,11 @@ fn assert_hooked_spawn_sites(report: &LeakReport) {
         let shown = format!("1 task spawned at tests/support/service.rs:{line}:");
         assert!(text.contains(&shown), "no {shown:?} in:\n{text}");
     }
+    // The headline says these were not spawned through a wrapper.
+    assert!(
+        text.contains("(3 spawned without leakcheck's wrappers, from 3 creation sites)"),
+        "{text}"
+    );
     // The hooks account for every task, so none is left to the count.
     assert_eq!(report.untracked_tasks(), 0, "{text}");
 }

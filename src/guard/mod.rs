@@ -50,9 +50,11 @@ pub fn verify_none() -> LeakGuard {
 ///
 /// Made by [`verify_none`] or [`Options::verify_none`]. Check it in one of
 /// three ways:
-/// - drop it: the check runs, and panics with the report on a leak (or, if the
-///   thread is already panicking, prints the report to stderr instead, so a
-///   failing test is not turned into an abort);
+/// - drop it: the check runs, and panics with the report on a leak. If the
+///   thread is already panicking, the test has failed for its own reason:
+///   the check then looks once without waiting, leaves out tasks that could
+///   not run while the test unwound, and prints the report to stderr instead
+///   of panicking, so a failing test is not turned into an abort;
 /// - [`LeakGuard::check`]: the same, returning the report;
 /// - [`LeakGuard::check_async`]: the same from async code, letting the
 ///   runtime run while it settles.
@@ -209,23 +211,27 @@ impl Drop for LeakGuard {
         let Some(armed) = self.armed.take() else {
             return;
         };
+        if std::thread::panicking() {
+            // The test has failed for its own reason. Waiting would only
+            // delay that failure, and work that could not run while the
+            // test unwound is no evidence of a leak. A second panic would
+            // abort the whole test binary, so the report goes to stderr.
+            if let Some(report) = armed.after_panic() {
+                report.publish();
+                let _ = writeln!(std::io::stderr(), "{report}");
+            }
+            return;
+        }
         if let Err(report) = armed.check_blocking() {
             report.publish();
-            if std::thread::panicking() {
-                // A second panic would abort the whole test binary.
-                let _ = writeln!(std::io::stderr(), "{report}");
-            } else {
-                panic!("{report}");
-            }
+            panic!("{report}");
         }
     }
 }
 
 impl Armed {
     fn check_blocking(mut self) -> Result<(), LeakReport> {
-        let runtime_blocked = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
-        });
+        let runtime_blocked = blocks_a_runtime();
         let started = Instant::now();
         let mut settle = self.settle(runtime_blocked, false);
         loop {
@@ -256,6 +262,12 @@ impl Armed {
         }
     }
 
+    /// One look, no wait, for a test that is already panicking.
+    fn after_panic(mut self) -> Option<LeakReport> {
+        let runtime_blocked = blocks_a_runtime();
+        self.settle(runtime_blocked, false).after_panic()
+    }
+
     fn settle(&mut self, runtime_blocked: bool, on_tokio_time: bool) -> Settle<'_> {
         Settle::new(
             &self.scope,
@@ -267,4 +279,10 @@ impl Armed {
             on_tokio_time,
         )
     }
+}
+
+/// Whether blocking this thread blocks the current-thread runtime it runs.
+fn blocks_a_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }

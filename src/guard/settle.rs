@@ -114,6 +114,48 @@ impl<'a> Settle<'a> {
         }
     }
 
+    /// Looks once, without waiting, for a test that is already panicking.
+    /// Work that could not run while the test unwound (tasks of the runtime
+    /// this check blocks that were woken, not yet started, or seen only
+    /// through hooks) is left out, not blamed. `None` when nothing is left.
+    pub(crate) fn after_panic(&mut self) -> Option<LeakReport> {
+        let look = Look {
+            scope: self.scope,
+            runtime_blocked: self.runtime_blocked,
+        };
+        let now = Instant::now();
+        let mut unjudged = 0usize;
+        let stragglers: Vec<Straggler> = self
+            .probes
+            .look(&look)
+            .records
+            .into_iter()
+            .map(|record| Straggler::observe(record, now, None))
+            .filter(|straggler| {
+                let cannot_run = self.runtime_blocked
+                    && matches!(
+                        straggler.state(),
+                        State::Runnable | State::NotStarted | State::Unknown
+                    );
+                unjudged += usize::from(cannot_run);
+                !cannot_run && !self.options.ignores(straggler)
+            })
+            .collect();
+        if stragglers.is_empty() {
+            return None;
+        }
+        let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, Duration::ZERO);
+        let mut note =
+            "the test panicked before its leak check, so the check did not wait".to_owned();
+        if unjudged > 0 {
+            note.push_str(&format!(
+                ", and {unjudged} task(s) that could not run while the test unwound were not judged"
+            ));
+        }
+        report.add_note(note);
+        Some(report)
+    }
+
     /// Looks once. `elapsed` is the time since the check began, on whatever
     /// clock the caller sleeps on.
     pub(crate) fn step(&mut self, elapsed: Duration) -> Step {

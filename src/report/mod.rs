@@ -202,10 +202,21 @@ impl fmt::Display for LeakReport {
         if groups.is_empty() {
             writeln!(f)?;
         } else {
+            // Tasks seen only through tokio's hooks were not spawned with a
+            // wrapper: say which is which.
+            let hooked = self.0.stragglers.iter().filter(|s| s.is_hooked()).count();
+            let wrapped = self.0.stragglers.len() - hooked;
+            let mut how = Vec::new();
+            if wrapped > 0 {
+                how.push(format!("{wrapped} tracked"));
+            }
+            if hooked > 0 {
+                how.push(format!("{hooked} spawned without leakcheck's wrappers"));
+            }
             writeln!(
                 f,
-                " ({} tracked from {} creation site{})",
-                self.0.stragglers.len(),
+                " ({}, from {} creation site{})",
+                how.join(" and "),
                 groups.len(),
                 if groups.len() == 1 { "" } else { "s" },
             )?;
@@ -219,10 +230,9 @@ impl fmt::Display for LeakReport {
                 f,
                 "\n{} still alive on this runtime beyond those alive when the guard opened\n  \
                  spawned with plain `tokio::spawn` (here or in a dependency), so only their number is known.\n  \
-                 To see their spawn sites: spawn them with `leakcheck::spawn`, or build with \
-                 RUSTFLAGS=\"--cfg tokio_unstable\" so `#[leak_check]` runtimes (and runtimes passed to \
-                 `leakcheck::runtime::instrument`) record every task's spawn site.",
-                untracked(self.0.untracked_tasks, "task")
+                 {}",
+                untracked(self.0.untracked_tasks, "task"),
+                UNTRACKED_TASKS_HINT,
             )?;
         }
         for thread in &self.0.untracked_threads {
@@ -240,6 +250,21 @@ impl fmt::Display for LeakReport {
         Ok(())
     }
 }
+
+/// What to do about counted tasks. It never asks for what is already true:
+/// with `tokio_unstable` set, the count means the runtime's hooks were not
+/// installed, not that the cfg is missing.
+const UNTRACKED_TASKS_HINT: &str = if cfg!(tokio_unstable) {
+    "This build has `--cfg tokio_unstable`, but this runtime was not built through \
+     `leakcheck::runtime::instrument`, so its task hooks are not installed: a runtime you built \
+     yourself (pass its builder to `leakcheck::runtime::instrument`), or one built by a test \
+     attribute leakcheck does not instrument (put `#[leak_check]` above `#[tokio::test]`, or use \
+     `#[leak_check]` alone). Or spawn the tasks with `leakcheck::spawn`."
+} else {
+    "To see their spawn sites: spawn them with `leakcheck::spawn`, or build with \
+     RUSTFLAGS=\"--cfg tokio_unstable\" so `#[leak_check]` runtimes (and runtimes passed to \
+     `leakcheck::runtime::instrument`) record every task's spawn site."
+};
 
 fn untracked(n: usize, kind: &str) -> String {
     if n == 1 {

@@ -84,6 +84,11 @@ impl Straggler {
         &self.record
     }
 
+    /// Seen only through tokio's task hooks: spawned without a wrapper.
+    pub(crate) fn is_hooked(&self) -> bool {
+        self.record.hooked
+    }
+
     /// Whether it is a task, a blocking task, a local task or a thread.
     pub fn kind(&self) -> Kind {
         self.record.kind
