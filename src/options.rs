@@ -36,6 +36,7 @@ pub struct Options {
     detailed: Option<bool>,
     os_threads: Option<bool>,
     ignores: Vec<Ignore>,
+    ignore_untracked_tasks: usize,
 }
 
 #[derive(Clone)]
@@ -64,6 +65,7 @@ impl fmt::Debug for Options {
             .field("detailed", &self.detailed)
             .field("os_threads", &self.os_threads)
             .field("ignores", &self.ignores)
+            .field("ignore_untracked_tasks", &self.ignore_untracked_tasks)
             .finish()
     }
 }
@@ -207,6 +209,34 @@ impl Options {
         self
     }
 
+    /// Accepts up to `n` tasks that only tokio's count sees: spawned with plain
+    /// `tokio::spawn` on a runtime without leakcheck's task hooks (stable
+    /// Rust), so no name, site or frame is known to match. Use it for work
+    /// that outlives each test by design, such as a connection pool's reaper
+    /// that lingers after the pool is dropped, rather than turning checks
+    /// off or raising the settle budget past its lifetime.
+    ///
+    /// A count cannot tell one task from another: if the accepted task has
+    /// already ended, an unrelated leak of the same size takes its place
+    /// unseen. Any report that is made says how many tasks were accepted
+    /// this way. With `--cfg tokio_unstable` and an instrumented runtime,
+    /// prefer [`ignore_location`](Self::ignore_location), which names the
+    /// task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let guard = leakcheck::Options::new().ignore_untracked_tasks(1).verify_none();
+    /// # #[cfg(not(tokio_unstable))]
+    /// tokio::spawn(std::future::pending::<()>()); // a reaper, by design
+    /// guard.check_async().await.unwrap();
+    /// # }
+    /// ```
+    pub fn ignore_untracked_tasks(mut self, n: usize) -> Self {
+        self.ignore_untracked_tasks = n;
+        self
+    }
+
     /// Ignores every straggler for which `predicate` returns true.
     ///
     /// ```
@@ -236,6 +266,12 @@ impl Options {
     /// The settle budget to use, all sources considered.
     pub(crate) fn settle_budget(&self, from_env: Option<Duration>) -> Duration {
         self.settle.or(from_env).unwrap_or(DEFAULT_SETTLE)
+    }
+
+    /// How many counted tasks [`ignore_untracked_tasks`](Self::ignore_untracked_tasks)
+    /// accepts.
+    pub(crate) fn untracked_tasks_accepted(&self) -> usize {
+        self.ignore_untracked_tasks
     }
 
     /// Whether any ignore rule matches `straggler`.

@@ -903,3 +903,48 @@ fn a_group_of_several_names_is_labelled_names() {
     drop(workers);
     assert!(text.contains("  names: label-a, label-b\n"), "{text}");
 }
+
+// ---- accepting counted tasks -------------------------------------------------------
+//
+// A runtime built without `leakcheck::runtime::instrument` has no task hooks,
+// in either cfg, so its plain `tokio::spawn` tasks are only counted.
+
+/// A reaper that outlives the test by design is accepted by count.
+#[test]
+fn ignore_untracked_tasks_accepts_a_counted_reaper() {
+    let runtime = current_thread_runtime();
+    runtime.block_on(async {
+        let guard = Options::new()
+            .settle(SETTLE)
+            .ignore_untracked_tasks(1)
+            .verify_none();
+        tokio::spawn(pending::<()>()); // the reaper
+        tokio::task::yield_now().await;
+        guard.check_async().await.expect("the reaper is accepted");
+    });
+}
+
+/// A second, unrelated task is not hidden by the allowance, and the report
+/// says how many tasks were accepted.
+#[test]
+fn ignore_untracked_tasks_does_not_hide_a_second_leak() {
+    let runtime = current_thread_runtime();
+    runtime.block_on(async {
+        let guard = Options::new()
+            .settle(SETTLE)
+            .ignore_untracked_tasks(1)
+            .verify_none();
+        tokio::spawn(pending::<()>()); // the reaper
+        tokio::spawn(pending::<()>()); // a leak
+        tokio::task::yield_now().await;
+        let report = guard.check_async().await.expect_err("one task is a leak");
+        let text = report.to_string();
+        assert_eq!(report.untracked_tasks(), 1, "{text}");
+        assert!(
+            text.contains(
+                "note: 1 untracked task(s) on this runtime were accepted by `ignore_untracked_tasks`"
+            ),
+            "{text}"
+        );
+    });
+}

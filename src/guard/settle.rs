@@ -163,7 +163,11 @@ impl<'a> Settle<'a> {
             scope: self.scope,
             runtime_blocked: self.runtime_blocked,
         };
-        let alive = self.probes.look(&look);
+        let mut alive = self.probes.look(&look);
+        let accepted = alive
+            .untracked_tasks
+            .min(self.options.untracked_tasks_accepted());
+        alive.untracked_tasks -= accepted;
         let untracked_clean = alive.nothing_untracked();
         let Alive {
             records,
@@ -221,6 +225,13 @@ impl<'a> Settle<'a> {
         if proven || (out_of_time && !confirming) {
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
             report.set_untracked(untracked_tasks, untracked_threads);
+            if accepted > 0 {
+                report.add_note(format!(
+                    "{accepted} untracked task(s) on this runtime were accepted by \
+                     `ignore_untracked_tasks` and left out; a count cannot tell them from an \
+                     unrelated leak of the same size"
+                ));
+            }
             if self.runtime_blocked {
                 report.add_note(format!(
                     "this check ran synchronously inside a current-thread runtime, so no task could run \
