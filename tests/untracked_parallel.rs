@@ -15,8 +15,8 @@
 //!
 //! Each comes in four forms: `#[leak_check]`'s own current-thread runtime,
 //! its multi-thread runtime, its current-thread runtime on paused time, and
-//! `#[leak_check]` above `#[tokio::test]`, whose runtime is not instrumented
-//! and so counts in both configurations.
+//! `#[leak_check]` above `#[tokio::test]`, which it replaces with a runtime
+//! of its own, instrumented like the others.
 
 #[path = "support/service.rs"]
 mod service;
@@ -194,7 +194,7 @@ macro_rules! tests {
         #[leak_check(settle_ms = 10000)]
         #[tokio::test]
         async fn $name() {
-            tests!(@body false, $($body)*);
+            tests!(@body HOOKS, $($body)*);
         }
     };
     (@body $hooked:expr, leaks($k:expr)) => {

@@ -8,7 +8,8 @@
 //!   still alive on this runtime`;
 //! - with `--cfg tokio_unstable`, a `#[leak_check]` runtime's task hooks
 //!   record each task with its `tokio::spawn` line (state `unknown`);
-//! - a `#[tokio::test]` runtime is never instrumented, so it counts in both
+//! - a plain `#[tokio::test]` runtime (no `#[leak_check]` above it, which
+//!   would build it instead) is never instrumented, so it counts in both
 //!   configurations;
 //! - the OS-thread check (`Options::os_threads(true)`) names the watcher.
 //!

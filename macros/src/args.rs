@@ -5,9 +5,12 @@ use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::{Error, Expr, Lit, LitBool, LitInt, LitStr, Meta, MetaNameValue, Result, Token};
+use syn::{
+    Attribute, Error, Expr, Lit, LitBool, LitInt, LitStr, Meta, MetaNameValue, Path, Result, Token,
+};
 
-/// Every argument, with an example of its use for error messages.
+/// Every argument of `#[leak_check]`, with an example of its use for error
+/// messages.
 const ACCEPTED: &[(&str, &str)] = &[
     ("settle_ms", "settle_ms = 200"),
     ("ignore_name", "ignore_name = \"task-name\""),
@@ -15,6 +18,18 @@ const ACCEPTED: &[(&str, &str)] = &[
     ("flavor", "flavor = \"multi_thread\""),
     ("worker_threads", "worker_threads = 2"),
     ("start_paused", "start_paused = true"),
+];
+
+/// Every argument of `#[tokio::test]` (tokio-macros 2.7) that `#[leak_check]`
+/// passes on to the runtime it builds in its place. Any other is an error: an
+/// argument tokio adds later must not be dropped without a word.
+const TOKIO_TEST_ACCEPTED: &[(&str, &str)] = &[
+    ("flavor", "flavor = \"multi_thread\""),
+    ("worker_threads", "worker_threads = 2"),
+    ("start_paused", "start_paused = true"),
+    ("crate", "crate = \"tokio\""),
+    ("unhandled_panic", "unhandled_panic = \"shutdown_runtime\""),
+    ("name", "name = \"my-runtime\""),
 ];
 
 #[derive(Default)]
@@ -25,6 +40,12 @@ pub struct Args {
     pub flavor: Option<Arg<Flavor>>,
     pub worker_threads: Option<Arg<LitInt>>,
     pub start_paused: Option<Arg<LitBool>>,
+    /// From `#[tokio::test]` only: the path tokio is reached under.
+    pub crate_path: Option<Arg<Path>>,
+    /// From `#[tokio::test]` only; needs `--cfg tokio_unstable`.
+    pub unhandled_panic: Option<Arg<UnhandledPanic>>,
+    /// From `#[tokio::test]` only: the runtime's name.
+    pub name: Option<Arg<LitStr>>,
 }
 
 /// An argument given at most once, with the whole `name = value` for error
@@ -34,40 +55,102 @@ pub struct Arg<T> {
     pub meta: MetaNameValue,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 pub enum Flavor {
     CurrentThread,
     MultiThread,
+    /// tokio's `LocalRuntime`: a current-thread runtime built with
+    /// `build_local`, on which `tokio::task::spawn_local` works.
+    Local,
+}
+
+#[derive(Clone, Copy)]
+pub enum UnhandledPanic {
+    Ignore,
+    ShutdownRuntime,
 }
 
 impl Args {
-    /// Parses what it can, adding every problem it finds to `errors`.
+    /// Parses the arguments of `#[leak_check(...)]`, adding every problem it
+    /// finds to `errors`.
     pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
         let mut args = Self::default();
-        match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
-            Ok(metas) => {
-                for meta in metas {
-                    args.add(meta).unwrap_or_else(|error| errors.push(error));
-                }
+        args.parse_into(tokens, ACCEPTED, None, errors);
+        args
+    }
+
+    /// Parses the arguments of the `#[tokio::test(...)]` that `#[leak_check]`
+    /// replaces.
+    pub fn parse_tokio_test(attr: &Attribute, errors: &mut Errors) -> Self {
+        let mut args = Self::default();
+        let path = attr.path().to_token_stream().to_string().replace(' ', "");
+        match &attr.meta {
+            Meta::Path(_) => {}
+            Meta::List(list) => {
+                args.parse_into(
+                    list.tokens.clone(),
+                    TOKIO_TEST_ACCEPTED,
+                    Some(&path),
+                    errors,
+                );
             }
-            Err(error) => errors.push(error),
+            Meta::NameValue(meta) => errors.push(Error::new_spanned(
+                meta,
+                format!("expected `#[{path}]` or `#[{path}(...)]`"),
+            )),
         }
         args
     }
 
-    fn add(&mut self, meta: Meta) -> Result<()> {
+    fn parse_into(
+        &mut self,
+        tokens: TokenStream,
+        accepted: &[(&str, &str)],
+        tokio_test: Option<&str>,
+        errors: &mut Errors,
+    ) {
+        match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+            Ok(metas) => {
+                for meta in metas {
+                    self.add(meta, accepted, tokio_test)
+                        .unwrap_or_else(|error| errors.push(error));
+                }
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+
+    /// Adds one argument; `tokio_test` is the path of the `#[tokio::test]`
+    /// it was given to, if it was.
+    fn add(
+        &mut self,
+        meta: Meta,
+        accepted: &[(&str, &str)],
+        tokio_test: Option<&str>,
+    ) -> Result<()> {
         let path = meta.path();
-        let Some(&(name, example)) = ACCEPTED.iter().find(|(name, _)| path.is_ident(name)) else {
-            let accepted: Vec<_> = ACCEPTED
+        let Some(&(name, example)) = accepted.iter().find(|(name, _)| path.is_ident(name)) else {
+            let names: Vec<_> = accepted
                 .iter()
                 .map(|(name, _)| format!("`{name}`"))
                 .collect();
-            let msg = format!(
-                "unknown argument `{}`, expected one of {}",
-                path.to_token_stream().to_string().replace(' ', ""),
-                accepted.join(", "),
-            );
-            return Err(Error::new_spanned(path, msg));
+            let path = path.to_token_stream().to_string().replace(' ', "");
+            let msg = match tokio_test {
+                None => format!(
+                    "unknown argument `{path}`, expected one of {}",
+                    names.join(", "),
+                ),
+                Some(attr) if ACCEPTED.iter().any(|(name, _)| *name == path) => format!(
+                    "`{path}` is an argument of `#[leak_check]`, not of `#[{attr}]`: \
+                     give it to `#[leak_check(...)]`"
+                ),
+                Some(attr) => format!(
+                    "`#[leak_check]` builds the runtime in place of `#[{attr}]` and does not know \
+                     how to pass on its argument `{path}`; it accepts {}",
+                    names.join(", "),
+                ),
+            };
+            return Err(Error::new_spanned(meta.path(), msg));
         };
         let Meta::NameValue(meta) = meta else {
             return Err(Error::new_spanned(meta, format!("expected `{example}`")));
@@ -114,14 +197,43 @@ impl Args {
                 let value = match s.value().as_str() {
                     "current_thread" => Flavor::CurrentThread,
                     "multi_thread" => Flavor::MultiThread,
+                    "local" => Flavor::Local,
                     _ => {
-                        let msg = "unknown flavor, expected \"current_thread\" or \"multi_thread\"";
+                        let msg = "unknown flavor, expected \"current_thread\", \"multi_thread\" \
+                                   or \"local\"";
                         return Err(Error::new_spanned(s, msg));
                     }
                 };
                 set(&mut self.flavor, value, &meta)
             }
-            ("ignore_name" | "ignore_location" | "flavor", _) => Err(wrong_type("a string")),
+            ("crate", Some(Lit::Str(s))) => {
+                let Ok(path) = s.parse::<Path>() else {
+                    let msg = format!("expected the path tokio is reached under, like `{example}`");
+                    return Err(Error::new_spanned(s, msg));
+                };
+                set(&mut self.crate_path, path, &meta)
+            }
+            ("unhandled_panic", Some(Lit::Str(s))) => {
+                let value = match s.value().as_str() {
+                    "ignore" => UnhandledPanic::Ignore,
+                    "shutdown_runtime" => UnhandledPanic::ShutdownRuntime,
+                    _ => {
+                        let msg = "unknown behaviour, expected \"ignore\" or \"shutdown_runtime\"";
+                        return Err(Error::new_spanned(s, msg));
+                    }
+                };
+                set(&mut self.unhandled_panic, value, &meta)
+            }
+            ("name", Some(Lit::Str(s))) => {
+                if s.value().trim().is_empty() {
+                    return Err(Error::new_spanned(s, "a runtime's name can't be empty"));
+                }
+                set(&mut self.name, s.clone(), &meta)
+            }
+            (
+                "ignore_name" | "ignore_location" | "flavor" | "crate" | "unhandled_panic" | "name",
+                _,
+            ) => Err(wrong_type("a string")),
             ("worker_threads", Some(Lit::Int(n))) => {
                 match n.base10_parse::<usize>() {
                     Ok(0) => {
@@ -142,8 +254,50 @@ impl Args {
             ("worker_threads", _) => Err(wrong_type("a whole number")),
             ("start_paused", Some(Lit::Bool(b))) => set(&mut self.start_paused, b.clone(), &meta),
             ("start_paused", _) => Err(wrong_type("`true` or `false`")),
-            _ => unreachable!("`ACCEPTED` lists only the arguments matched here"),
+            _ => unreachable!("the accepted lists hold only the arguments matched here"),
         }
+    }
+
+    /// Takes the runtime arguments of the `#[tokio::test]` that
+    /// `#[leak_check]` replaces. An argument may be given in either place,
+    /// but not in both.
+    pub fn merge_tokio_test(&mut self, tokio: Self, attr: &str, errors: &mut Errors) {
+        fn take<T>(
+            mine: &mut Option<Arg<T>>,
+            theirs: Option<Arg<T>>,
+            attr: &str,
+            errors: &mut Errors,
+        ) {
+            let Some(theirs) = theirs else { return };
+            match mine {
+                Some(mine) => {
+                    let name = theirs.meta.path.to_token_stream();
+                    let msg = format!(
+                        "`{name}` is given both here and to `#[leak_check]`: \
+                         `#[leak_check]` builds the runtime from the arguments of both \
+                         attributes, so give each one once, in either"
+                    );
+                    let mut error = Error::new_spanned(&theirs.meta, msg);
+                    error.combine(Error::new_spanned(
+                        &mine.meta,
+                        format!("`{name}` is also given to `#[{attr}]` below"),
+                    ));
+                    errors.push(error);
+                }
+                None => *mine = Some(theirs),
+            }
+        }
+        take(&mut self.flavor, tokio.flavor, attr, errors);
+        take(&mut self.worker_threads, tokio.worker_threads, attr, errors);
+        take(&mut self.start_paused, tokio.start_paused, attr, errors);
+        take(&mut self.crate_path, tokio.crate_path, attr, errors);
+        take(
+            &mut self.unhandled_panic,
+            tokio.unhandled_panic,
+            attr,
+            errors,
+        );
+        take(&mut self.name, tokio.name, attr, errors);
     }
 
     /// The runtime arguments that were given, as `name = value`.
@@ -160,7 +314,9 @@ impl Args {
             .flavor
             .as_ref()
             .map_or(Flavor::CurrentThread, |f| f.value);
-        if let (Flavor::CurrentThread, Some(workers)) = (flavor, &self.worker_threads) {
+        if let (Flavor::CurrentThread | Flavor::Local, Some(workers)) =
+            (flavor, &self.worker_threads)
+        {
             errors.push(Error::new_spanned(
                 &workers.meta,
                 "`worker_threads` needs the multi-thread runtime: add `flavor = \"multi_thread\"`",
@@ -175,6 +331,13 @@ impl Args {
                 &paused.meta,
                 "tokio can pause time only on the current-thread runtime: \
                  remove `flavor = \"multi_thread\"` or `start_paused`",
+            ));
+        }
+        if let (Flavor::MultiThread, Some(unhandled)) = (flavor, &self.unhandled_panic) {
+            errors.push(Error::new_spanned(
+                &unhandled.meta,
+                "tokio supports `unhandled_panic` only on the current-thread runtime: \
+                 remove `flavor = \"multi_thread\"` or `unhandled_panic`",
             ));
         }
     }

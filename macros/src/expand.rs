@@ -1,9 +1,10 @@
 //! Checks the item `#[leak_check]` is on, and rewrites it.
 
-use crate::args::{Args, Flavor};
+use crate::args::{Args, Flavor, UnhandledPanic};
 use crate::Errors;
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, ToTokens, TokenStreamExt};
+use quote::{quote, quote_spanned, ToTokens, TokenStreamExt};
+use syn::spanned::Spanned;
 use syn::{AttrStyle, Attribute, Error, Expr, Item, ItemFn, Local, Pat, Result, Stmt};
 
 /// What the function is, which decides the shape of the expansion.
@@ -12,14 +13,19 @@ enum Form<'a> {
     Sync,
     /// `async fn` without a runtime attribute: gets a runtime of its own.
     OwnRuntime,
-    /// `async fn` with `#[tokio::test]` (or another `..::test`) below
-    /// `#[leak_check]`: that attribute builds the runtime.
+    /// `async fn` with `#[tokio::test]` below `#[leak_check]`, which
+    /// `#[leak_check]` replaces: the function gets a runtime of its own, as in
+    /// `OwnRuntime`, built from the arguments of both attributes.
+    TokioTest(&'a Attribute),
+    /// `async fn` with another `..::test` attribute below `#[leak_check]`,
+    /// such as `#[actix_rt::test]`: that attribute builds the runtime, which
+    /// `#[leak_check]` can't instrument.
     RuntimeAttr(&'a Attribute),
 }
 
 pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
     let mut errors = Errors::default();
-    let args = Args::parse(args, &mut errors);
+    let mut args = Args::parse(args, &mut errors);
     let Item::Fn(func) = item else {
         let mut error = Error::new(
             Span::call_site(),
@@ -42,12 +48,19 @@ pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
             }
         }
         Form::OwnRuntime => args.check_runtime(&mut errors),
+        Form::TokioTest(attr) => {
+            let tokio_args = Args::parse_tokio_test(attr, &mut errors);
+            args.merge_tokio_test(tokio_args, &path_string(attr), &mut errors);
+            args.check_runtime(&mut errors);
+        }
         Form::RuntimeAttr(attr) => {
-            let path = attr.path().to_token_stream().to_string().replace(' ', "");
+            let path = path_string(attr);
             for arg in args.runtime() {
                 let msg = format!(
-                    "the runtime here is the one `#[{path}]` builds: \
-                     give it this argument instead, as in `#[{path}({})]`",
+                    "the runtime here is the one `#[{path}]` builds, which `#[leak_check]` \
+                     can't configure (it builds the runtime itself only in place of \
+                     `#[tokio::test]`): give `#[{path}]` this argument instead, \
+                     as in `#[{path}({})]`",
                     arg.to_token_stream(),
                 );
                 errors.push(Error::new_spanned(arg, msg));
@@ -67,11 +80,27 @@ fn classify<'a>(func: &'a ItemFn, errors: &mut Errors) -> Form<'a> {
     {
         errors.push(Error::new_spanned(dup, "duplicate `#[leak_check]`"));
     }
-    let test_attr = func.attrs.iter().find(|attr| last_segment_is(attr, "test"));
-    match (&func.sig.asyncness, test_attr) {
-        (Some(_), Some(attr)) => Form::RuntimeAttr(attr),
-        (Some(_), None) => Form::OwnRuntime,
-        (None, _) => {
+    let test_attrs: Vec<&Attribute> = func
+        .attrs
+        .iter()
+        .filter(|attr| last_segment_is(attr, "test"))
+        .collect();
+    let tokio_test = test_attrs.iter().copied().find(|attr| is_tokio_test(attr));
+    match (&func.sig.asyncness, tokio_test, test_attrs.first()) {
+        (Some(_), Some(tokio_test), _) => {
+            for other in test_attrs.iter().filter(|a| !std::ptr::eq(**a, tokio_test)) {
+                let msg = format!(
+                    "a second test attribute: `#[{}]` already makes this function a test; \
+                     remove this one",
+                    path_string(tokio_test),
+                );
+                errors.push(Error::new_spanned(other, msg));
+            }
+            Form::TokioTest(tokio_test)
+        }
+        (Some(_), None, Some(attr)) => Form::RuntimeAttr(attr),
+        (Some(_), None, None) => Form::OwnRuntime,
+        (None, _, _) => {
             if expanded_by_tokio(func) {
                 errors.push(Error::new(
                     Span::call_site(),
@@ -83,6 +112,21 @@ fn classify<'a>(func: &'a ItemFn, errors: &mut Errors) -> Form<'a> {
             Form::Sync
         }
     }
+}
+
+/// Whether the attribute is `#[tokio::test]` or `#[::tokio::test]`, with or
+/// without arguments. A renamed tokio (`#[my_tokio::test]`) can't be told
+/// apart from another crate's attribute, so it is left in place.
+fn is_tokio_test(attr: &Attribute) -> bool {
+    let segments = &attr.path().segments;
+    segments.len() == 2
+        && segments[0].ident == "tokio"
+        && segments[1].ident == "test"
+        && segments.iter().all(|segment| segment.arguments.is_none())
+}
+
+fn path_string(attr: &Attribute) -> String {
+    attr.path().to_token_stream().to_string().replace(' ', "")
 }
 
 fn last_segment_is(attr: &Attribute, name: &str) -> bool {
@@ -127,10 +171,18 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) {
 }
 
 fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
-    let (outer, inner): (Vec<_>, Vec<_>) = func
-        .attrs
-        .iter()
-        .partition(|attr| matches!(attr.style, AttrStyle::Outer));
+    // The `#[tokio::test]` that `#[leak_check]` replaces is dropped.
+    let replaced = match form {
+        Form::TokioTest(attr) => Some(*attr),
+        _ => None,
+    };
+    let kept = || {
+        func.attrs
+            .iter()
+            .filter(move |attr| !replaced.is_some_and(|r| std::ptr::eq(*attr, r)))
+    };
+    let (outer, inner): (Vec<_>, Vec<_>) =
+        kept().partition(|attr| matches!(attr.style, AttrStyle::Outer));
     let vis = &func.vis;
     let output = &func.sig.output;
     let mut sig = func.sig.clone();
@@ -145,9 +197,9 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
     let guard = options(args);
     let private = quote!(::leakcheck::__private);
 
-    // A `#[test]` (or `#[tokio::test]`) below `#[leak_check]` is kept, and is
-    // the only one.
-    let (test_attr, run_once) = if func.attrs.iter().any(|attr| last_segment_is(attr, "test")) {
+    // A `#[test]` (or another runtime's `..::test`) below `#[leak_check]` is
+    // kept, and is the only one.
+    let (test_attr, run_once) = if kept().any(|attr| last_segment_is(attr, "test")) {
         (TokenStream::new(), TokenStream::new())
     } else {
         (quote!(#[::core::prelude::v1::test]), run_once(func))
@@ -162,17 +214,22 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             #private::check_sync(__leakcheck_guard);
             __leakcheck_value
         },
-        Form::OwnRuntime => {
+        Form::OwnRuntime | Form::TokioTest(_) => {
             sig.asyncness = None;
-            let (new, settings) = runtime(args);
+            let Runtime {
+                tokio,
+                new,
+                settings,
+                build,
+            } = runtime(args);
             quote! {
                 #run_once
                 async fn __leakcheck_body() #output #body
-                let mut __leakcheck_builder = #private::tokio::runtime::Builder::#new();
+                let mut __leakcheck_builder = #tokio::runtime::Builder::#new();
                 __leakcheck_builder.enable_all() #settings;
                 #private::instrument_runtime(&mut __leakcheck_builder);
                 let __leakcheck_runtime = __leakcheck_builder
-                    .build()
+                    .#build
                     .expect("leakcheck: failed to build the tokio runtime");
                 __leakcheck_runtime.block_on(async {
                     let __leakcheck_guard = #guard;
@@ -222,12 +279,34 @@ fn options(args: &Args) -> TokenStream {
     }
 }
 
-/// The runtime `#[tokio::test]` would build from the same arguments: the
-/// builder's constructor, and the settings to chain after `enable_all()`.
-fn runtime(args: &Args) -> (TokenStream, TokenStream) {
-    let new = match args.flavor.as_ref().map(|flavor| flavor.value) {
-        None | Some(Flavor::CurrentThread) => quote!(new_current_thread),
-        Some(Flavor::MultiThread) => quote!(new_multi_thread),
+/// The runtime `#[tokio::test]` would build from the same arguments.
+struct Runtime {
+    /// The path tokio is reached under.
+    tokio: TokenStream,
+    /// The builder's constructor.
+    new: TokenStream,
+    /// The settings to chain after `enable_all()`.
+    settings: TokenStream,
+    /// The call that builds the runtime.
+    build: TokenStream,
+}
+
+fn runtime(args: &Args) -> Runtime {
+    let tokio = match &args.crate_path {
+        Some(path) => path.value.to_token_stream(),
+        None => quote!(::leakcheck::__private::tokio),
+    };
+    let flavor = args
+        .flavor
+        .as_ref()
+        .map_or(Flavor::CurrentThread, |flavor| flavor.value);
+    let (new, build) = match flavor {
+        Flavor::CurrentThread => (quote!(new_current_thread), quote!(build())),
+        Flavor::MultiThread => (quote!(new_multi_thread), quote!(build())),
+        Flavor::Local => (
+            quote!(new_current_thread),
+            quote!(build_local(::core::default::Default::default())),
+        ),
     };
     let mut settings = TokenStream::new();
     if let Some(workers) = &args.worker_threads {
@@ -241,7 +320,29 @@ fn runtime(args: &Args) -> (TokenStream, TokenStream) {
     {
         settings.extend(quote!(.start_paused(true)));
     }
-    (new, settings)
+    if let Some(unhandled) = &args.unhandled_panic {
+        // As `#[tokio::test]` does, whether or not `--cfg tokio_unstable` is
+        // set: without it, tokio has neither the method nor the type, and the
+        // compiler's error points at the argument.
+        let behaviour = match unhandled.value {
+            UnhandledPanic::Ignore => quote!(Ignore),
+            UnhandledPanic::ShutdownRuntime => quote!(ShutdownRuntime),
+        };
+        let span = unhandled.meta.value.span();
+        settings.extend(quote_spanned! {span=>
+            .unhandled_panic(#tokio::runtime::UnhandledPanic::#behaviour)
+        });
+    }
+    if let Some(name) = &args.name {
+        let name = &name.value;
+        settings.extend(quote!(.name(#name)));
+    }
+    Runtime {
+        tokio,
+        new,
+        settings,
+        build,
+    }
 }
 
 /// A `#[test]` above `#[leak_check]` has already registered the function, and

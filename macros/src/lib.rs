@@ -81,22 +81,57 @@ use proc_macro::TokenStream;
 ///
 /// # With `#[tokio::test]`
 ///
-/// To keep `#[tokio::test]` and its arguments, put `#[leak_check]` **above**
-/// it. `#[leak_check]` then only adds the guard and the awaited check to the
-/// body, and `#[tokio::test]` builds the runtime, so runtime arguments go on
-/// `#[tokio::test]`.
+/// Put `#[leak_check]` **above** `#[tokio::test]` to keep writing
+/// `#[tokio::test]` and its arguments. `#[leak_check]` then takes its place:
+/// it removes `#[tokio::test]` and builds the same runtime itself, from the
+/// arguments of both attributes, so that the runtime is instrumented (see
+/// below) and the check is awaited inside it, exactly as for an `async fn`
+/// without `#[tokio::test]`. These two tests expand to the same code:
 ///
 /// ```rust,ignore
 /// #[leak_check(settle_ms = 100)]
-/// #[tokio::test(flavor = "multi_thread")]
+/// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// async fn with_tokio_test() {
+///     leakcheck::spawn(async {}).await.unwrap();
+/// }
+///
+/// #[leak_check(settle_ms = 100, flavor = "multi_thread", worker_threads = 2)]
+/// async fn without_it() {
 ///     leakcheck::spawn(async {}).await.unwrap();
 /// }
 /// ```
 ///
+/// Every argument of `#[tokio::test]` is passed on: `flavor`
+/// (`"current_thread"`, `"multi_thread"` or `"local"`), `worker_threads`,
+/// `start_paused`, `crate = "path"` (the path tokio is reached under),
+/// `unhandled_panic` (`"ignore"` or `"shutdown_runtime"`; like
+/// `#[tokio::test]`, it needs `--cfg tokio_unstable`, and without it the
+/// compiler reports that tokio's builder has no such setting) and `name`. A
+/// runtime argument may go on either attribute, but not on both. Any other
+/// argument of `#[tokio::test]` is a compile error, so that a setting is
+/// never dropped without a word. The test behaves as under `#[tokio::test]`:
+/// the body's value or `Result` is the test's, and `#[should_panic]`,
+/// `#[ignore]` and the other attributes are kept.
+///
+/// Only `#[tokio::test]` and `#[::tokio::test]` are recognised. Another
+/// runtime's test attribute below `#[leak_check]` (`#[actix_rt::test]`,
+/// `#[test_log::test(tokio::test)]`, `#[sqlx::test]`, a renamed tokio's
+/// `#[my_tokio::test]`: any path ending in `test`) is left in place and
+/// builds its runtime itself: `#[leak_check]` only adds the guard and the
+/// awaited check to the body, runtime arguments go on that attribute, and
+/// plain `tokio::spawn` tasks on that runtime are only counted.
+///
 /// Below `#[tokio::test]`, `#[leak_check]` would get the sync function that
 /// `#[tokio::test]` has already made, and could only check after tokio's
 /// runtime is gone, when no leak can be seen. That order is a compile error.
+///
+/// # The instrumented runtime
+///
+/// Every runtime `#[leak_check]` builds, for an `async fn` alone or in place
+/// of `#[tokio::test]`, goes through [`leakcheck::runtime::instrument`]. Built
+/// with `RUSTFLAGS="--cfg tokio_unstable"`, it installs tokio's task hooks, so
+/// a plain `tokio::spawn` that leaks (yours or a dependency's) is reported
+/// with the line that spawned it; without the cfg, such tasks are counted.
 ///
 /// # Arguments
 ///
@@ -105,12 +140,13 @@ use proc_macro::TokenStream;
 /// | `settle_ms` | integer | how long the check waits for work that is still winding down, in milliseconds; by default `LEAKCHECK_SETTLE_MS`, or 500 |
 /// | `ignore_name` | string, repeatable | ignore tasks and threads with this name; a trailing `*` matches a prefix |
 /// | `ignore_location` | string, repeatable | ignore work spawned at `"file"`, `"file:line"` or `"file:line:col"` |
-/// | `flavor` | `"current_thread"` (default) or `"multi_thread"` | the runtime of an `async fn` test; `"multi_thread"` needs tokio's `rt-multi-thread` feature |
+/// | `flavor` | `"current_thread"` (default), `"multi_thread"` or `"local"` | the runtime of an `async fn` test; `"multi_thread"` needs tokio's `rt-multi-thread` feature; `"local"` is tokio's `LocalRuntime` (tokio 1.51+), where `tokio::task::spawn_local` works |
 /// | `worker_threads` | integer | the number of workers of a `"multi_thread"` runtime |
 /// | `start_paused` | `true` or `false` | start the clock of a current-thread runtime paused; needs tokio's `test-util` feature |
 ///
 /// The first three are [`leakcheck::Options`]; the last three apply only to
-/// an `async fn` that `#[leak_check]` builds the runtime for.
+/// an `async fn` that `#[leak_check]` builds the runtime for, and may
+/// instead be given to a `#[tokio::test]` below it.
 ///
 /// ```rust,ignore
 /// #[leak_check(settle_ms = 50, ignore_name = "metrics-*", ignore_location = "src/pool.rs:88")]
@@ -148,9 +184,13 @@ use proc_macro::TokenStream;
 ///   generic (type, const or lifetime parameters, or a `where` clause);
 /// - on an unknown argument, a value of the wrong type, a repeated argument
 ///   other than `ignore_name` and `ignore_location`, or an unknown `flavor`;
-/// - on a runtime argument of a sync test, or of a test with
-///   `#[tokio::test]`; on `worker_threads` without `flavor = "multi_thread"`,
-///   and on `start_paused = true` with it;
+/// - on a runtime argument of a sync test, or of a test whose runtime another
+///   attribute builds (any `..::test` but `#[tokio::test]`); on
+///   `worker_threads` without `flavor = "multi_thread"`, and on
+///   `start_paused = true` or `unhandled_panic` with it;
+/// - with `#[tokio::test]` below: on an argument of it that `#[leak_check]`
+///   can't pass on, on a runtime argument given to both attributes, and on a
+///   second test attribute such as `#[test]`;
 /// - below `#[tokio::test]`.
 ///
 // Relative links: these docs are read where leakcheck re-exports the macro,
@@ -159,6 +199,7 @@ use proc_macro::TokenStream;
 /// [`leakcheck::thread::spawn`]: thread/fn.spawn.html
 /// [`leakcheck::task`]: task/index.html
 /// [`leakcheck::Options`]: struct.Options.html
+/// [`leakcheck::runtime::instrument`]: runtime/fn.instrument.html
 #[proc_macro_attribute]
 pub fn leak_check(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::Item);

@@ -15,9 +15,20 @@ async fn multi_thread() {}
 #[leak_check(flavor = "current_thread", start_paused = true)]
 async fn paused() {}
 
+#[leak_check(flavor = "local")]
+async fn local() {}
+
 #[leak_check]
 #[tokio::test(flavor = "multi_thread")]
 async fn with_tokio_test() {}
+
+#[leak_check(flavor = "multi_thread", settle_ms = 0)]
+#[tokio::test(worker_threads = 2)]
+async fn with_tokio_test_arguments_split() {}
+
+#[leak_check(start_paused = true)]
+#[::tokio::test(flavor = "local", name = "rt", crate = "tokio")]
+async fn with_tokio_test_every_argument() {}
 
 #[leak_check]
 #[test]
