@@ -106,6 +106,7 @@ fn live_outside_background() -> Vec<std::sync::Arc<registry::Record>> {
             scope.live.collect_into(&mut out);
         }
     }
+    out.retain(|record| !crate::probe::thread_hook::is_runtime_thread(record));
     out
 }
 

@@ -252,6 +252,7 @@ fn is_machinery(function: &str) -> bool {
         "test::",
         "parking_lot",
         "__rust",
+        "pthread_create",
         "rust_begin_unwind",
         "_start",
         "__libc_start",
@@ -294,6 +295,15 @@ impl Hasher for AddressHasher {
         self.0 = (n as u64)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .rotate_left(29);
+    }
+}
+
+/// Captures one backtrace, unshared, whatever the mode: for work whose
+/// backtrace is the only record of where it came from.
+pub(crate) fn capture_one() -> Captured {
+    Captured {
+        trace: Arc::new(CreationBacktrace::capture()),
+        shared: false,
     }
 }
 

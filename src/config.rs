@@ -44,6 +44,8 @@ pub(crate) struct EnvConfig {
     pub(crate) at_exit: bool,
     /// `LEAKCHECK_OS_THREADS`: `None` is `auto`.
     pub(crate) os_threads: Option<bool>,
+    /// `LEAKCHECK_THREAD_HOOK`: see threads created by any code.
+    pub(crate) thread_hook: bool,
 }
 
 impl Default for EnvConfig {
@@ -58,6 +60,7 @@ impl Default for EnvConfig {
             github_workspace: None,
             at_exit: false,
             os_threads: None,
+            thread_hook: true,
         }
     }
 }
@@ -101,6 +104,7 @@ const VARIABLES: &[(&str, &str)] = &[
         "LEAKCHECK_OS_THREADS",
         "`auto` (on when one test runs at a time), `on` or `off` (also `1` or `0`)",
     ),
+    ("LEAKCHECK_THREAD_HOOK", "`on` or `off` (also `1` or `0`)"),
 ];
 
 fn accepted(var: &str) -> &'static str {
@@ -158,6 +162,7 @@ impl EnvConfig {
                 "LEAKCHECK" => config.enabled = switch(name, &value)?,
                 "LEAKCHECK_DETAIL" => config.detail = switch(name, &value)?,
                 "LEAKCHECK_AT_EXIT" => config.at_exit = switch(name, &value)?,
+                "LEAKCHECK_THREAD_HOOK" => config.thread_hook = switch(name, &value)?,
                 "LEAKCHECK_OS_THREADS" => {
                     config.os_threads = match value.as_str() {
                         "auto" => None,

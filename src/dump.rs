@@ -46,15 +46,18 @@ fn start() -> io::Result<()> {
         .build()?;
     // Register on this thread so a failure is returned to the caller.
     let mut signals = runtime.block_on(async { signal(SignalKind::user_defined1()) })?;
-    std::thread::Builder::new()
-        .name(DUMP_THREAD_NAME.to_owned())
-        .spawn(move || {
-            runtime.block_on(async move {
-                while signals.recv().await.is_some() {
-                    write_dump(&mut io::stderr().lock());
-                }
-            });
-        })?;
+    // leakcheck's own thread: never a test's leak.
+    crate::probe::thread_hook::not_hooked(|| {
+        std::thread::Builder::new()
+            .name(DUMP_THREAD_NAME.to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while signals.recv().await.is_some() {
+                        write_dump(&mut io::stderr().lock());
+                    }
+                });
+            })
+    })?;
     Ok(())
 }
 

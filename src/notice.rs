@@ -22,6 +22,11 @@ pub(crate) enum Notice {
     /// The OS-thread check was asked for on a platform that cannot list
     /// threads.
     OsThreadsUnsupported,
+    /// A thread that process-wide lazy initialisation started was left out
+    /// of a test's report.
+    ProcessWideThread,
+    /// No thread check runs: neither the thread hook nor the `/proc` check.
+    ThreadsUnchecked,
     /// The at-exit check was asked for on a platform without `atexit`.
     #[cfg_attr(unix, allow(dead_code))]
     AtExitUnsupported,
@@ -34,12 +39,16 @@ impl Notice {
         static SHARED: AtomicBool = AtomicBool::new(false);
         static OS_THREADS: AtomicBool = AtomicBool::new(false);
         static AT_EXIT: AtomicBool = AtomicBool::new(false);
+        static PROCESS_WIDE: AtomicBool = AtomicBool::new(false);
+        static THREADS_UNCHECKED: AtomicBool = AtomicBool::new(false);
         match self {
             Notice::Disabled => &DISABLED,
             Notice::WokenTasksNotJudged => &WOKEN,
             Notice::SharedRuntime => &SHARED,
             Notice::OsThreadsUnsupported => &OS_THREADS,
             Notice::AtExitUnsupported => &AT_EXIT,
+            Notice::ProcessWideThread => &PROCESS_WIDE,
+            Notice::ThreadsUnchecked => &THREADS_UNCHECKED,
         }
     }
 
@@ -60,6 +69,16 @@ impl Notice {
             Notice::AtExitUnsupported => {
                 "leakcheck: the at-exit check needs Unix (atexit and write(2)); \
                  it is off in this process"
+            }
+            Notice::ProcessWideThread => {
+                "leakcheck: a thread started by one-time initialisation (a `OnceLock`, `LazyLock` or \
+                 `Once`, such as a global pool) outlived the test that touched it first; it is \
+                 process-wide, not that test's leak, and was left out of the report"
+            }
+            Notice::ThreadsUnchecked => {
+                "leakcheck: plain OS threads are not checked in this process (no thread hook here, \
+                 and the /proc check is off while tests run in parallel); only threads spawned \
+                 through leakcheck::thread are; see `LEAKCHECK_OS_THREADS`"
             }
             Notice::OsThreadsUnsupported => {
                 "leakcheck: the OS-thread check needs Linux (/proc/self/task); \

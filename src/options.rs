@@ -343,7 +343,7 @@ impl LocationPattern {
         })
     }
 
-    fn matches(&self, location: &std::panic::Location<'_>) -> bool {
+    fn matches(&self, location: &crate::report::Site) -> bool {
         let file = location.file();
         let file_matches = file == self.file
             || file

@@ -31,6 +31,7 @@ pub fn snapshot() -> Snapshot {
     let now = Instant::now();
     let live = registry::all_records()
         .into_iter()
+        .filter(|record| !crate::probe::thread_hook::is_runtime_thread(record))
         .map(|record| Straggler::observe(record, now, None))
         .collect();
     Snapshot { live }

@@ -125,7 +125,7 @@ impl Builder {
             Spawn {
                 kind: Kind::Thread,
                 name: self.name.as_deref(),
-                location: Location::caller(),
+                location: Some(Location::caller()),
                 handle: None,
             },
         );
@@ -133,6 +133,7 @@ impl Builder {
             builder = builder.name(name);
         }
         // On error the closure, and with it the registration, is dropped.
-        builder.spawn(body)
+        // The thread is tracked here, so the thread hook leaves it alone.
+        crate::probe::thread_hook::not_hooked(|| builder.spawn(body))
     }
 }

@@ -13,7 +13,22 @@
 //! The default rule (on only when one test runs at a time) is tested in a
 //! child process: this binary, run again with one test selected and the
 //! options under test.
+//!
+//! The `/proc` check is what runs where the thread hook does not, so this
+//! binary turns the hook off before `main` (`LEAKCHECK_THREAD_HOOK=off`,
+//! unless the environment says otherwise), and its children inherit that.
 #![cfg(target_os = "linux")]
+
+ctor::declarative::ctor! {
+    // SAFETY: runs before `main`, while the process has one thread, so
+    // nothing reads the environment while it is written.
+    #[ctor(unsafe)]
+    fn without_the_thread_hook() {
+        if std::env::var_os("LEAKCHECK_THREAD_HOOK").is_none() {
+            std::env::set_var("LEAKCHECK_THREAD_HOOK", "off");
+        }
+    }
+}
 
 use leakcheck::{Kind, LeakReport, Options, UntrackedThread};
 use std::collections::BTreeSet;
@@ -401,6 +416,12 @@ fn child_checks_the_default_rule() {
             assert_eq!(report.untracked_threads()[0].tid(), thread.tid);
         }
         Some("off") => outcome.expect("the OS-thread check is off"),
+        Some("hooked") => {
+            let report = outcome.expect_err("the thread hook sees the thread");
+            assert!(report.untracked_threads().is_empty(), "{report}");
+            assert_eq!(report.stragglers().len(), 1, "{report}");
+            assert_eq!(report.stragglers()[0].kind(), Kind::Thread, "{report}");
+        }
         other => panic!("{EXPECT}={other:?}"),
     }
     thread.stop();
@@ -431,6 +452,19 @@ fn run_child(expect: &str, args: &[&str], env: &[(&str, &str)]) {
         "child {args:?} {env:?} expecting {expect}: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status
     );
+}
+
+/// With the thread hook on, plain threads are seen with their creator, and
+/// the `/proc` check stays off by default even one test at a time.
+#[test]
+fn default_rule_is_off_when_the_thread_hook_runs() {
+    if cfg!(all(feature = "thread-hook", target_env = "gnu")) {
+        run_child(
+            "hooked",
+            &["--test-threads=1"],
+            &[("LEAKCHECK_THREAD_HOOK", "on")],
+        );
+    }
 }
 
 #[test]

@@ -223,6 +223,11 @@ impl<'a> Settle<'a> {
             spent >= self.budget || elapsed >= self.budget.saturating_mul(MAX_BUDGETS);
         let confirming = !untracked_clean && elapsed < UNTRACKED_CONFIRM;
         if proven || (out_of_time && !confirming) {
+            let mut stragglers = stragglers;
+            self.probes.excuse(&mut stragglers);
+            if stragglers.is_empty() && untracked_clean {
+                return Step::Clean;
+            }
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
             report.set_untracked(untracked_tasks, untracked_threads);
             if accepted > 0 {

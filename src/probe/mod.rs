@@ -11,7 +11,12 @@
 //! - [`task_hooks`]: tokio's task hooks, which file every task spawned on an
 //!   instrumented runtime into the registry (`tokio_unstable`), and tokio's
 //!   task dump, which adds where each leaked task is suspended (`taskdump`);
-//! - [`os_threads`]: the process's threads as `/proc` lists them.
+//! - [`thread_hook`]: every OS thread the process creates, by any code, filed
+//!   into the registry by a `pthread_create` hook (Linux, glibc); as a probe
+//!   it leaves out threads that are a runtime's or process-wide, never a
+//!   test's;
+//! - [`os_threads`]: the process's threads as `/proc` lists them, where the
+//!   hook does not run.
 //!
 //! # Why this shape
 //!
@@ -33,6 +38,7 @@
 pub(crate) mod os_threads;
 pub(crate) mod runtime_count;
 pub(crate) mod task_hooks;
+pub(crate) mod thread_hook;
 pub(crate) mod tracked;
 
 use crate::registry::{Record, Scope};
@@ -81,7 +87,8 @@ pub(crate) trait Probe: Sized {
     /// this probe to watch under this guard.
     fn open(opening: &Opening<'_>) -> Option<Self>;
 
-    /// Adds what is alive now to `alive`.
+    /// Adds what is alive now to `alive`. Probes look in the order of
+    /// [`Probes`], so a later one may also refine what an earlier one found.
     fn look(&mut self, look: &Look<'_>, alive: &mut Alive);
 
     /// Called on a look at which every straggler looks stuck: whether that
@@ -94,6 +101,11 @@ pub(crate) trait Probe: Sized {
     /// Called on a look at which something was not stuck: evidence gathered
     /// for an earlier verdict is stale.
     fn doubts_stuck(&mut self) {}
+
+    /// Leaves out stragglers that turn out, on a closer look that is too
+    /// dear for every look (a resolved backtrace), not to be the test's
+    /// leak. Called once, when the check is about to report.
+    fn excuse(&mut self, _stragglers: &mut Vec<Straggler>) {}
 
     /// Adds what only this probe knows to a report about to be returned by an
     /// async check.
@@ -139,6 +151,12 @@ macro_rules! probes {
                 })*
             }
 
+            pub(crate) fn excuse(&mut self, stragglers: &mut Vec<Straggler>) {
+                $(if let Some(probe) = &mut self.$field {
+                    probe.excuse(stragglers);
+                })*
+            }
+
             pub(crate) async fn annotate(&self, report: &mut LeakReport) {
                 $(if let Some(probe) = &self.$field {
                     probe.annotate(report).await;
@@ -150,6 +168,7 @@ macro_rules! probes {
 
 probes! {
     tracked: tracked::Tracked,
+    thread_hook: thread_hook::ThreadHook,
     runtime_count: runtime_count::RuntimeCount,
     os_threads: os_threads::OsThreads,
     task_dump: task_hooks::TaskDump,

@@ -27,25 +27,54 @@ impl Probe for OsThreads {
         if opening.os_threads == Some(true) && !SUPPORTED {
             Notice::OsThreadsUnsupported.print_once();
         }
-        enabled(opening.os_threads).then(|| Self {
+        let hooked = super::thread_hook::active();
+        let on = enabled(opening.os_threads, hooked);
+        if !on && !hooked {
+            Notice::ThreadsUnchecked.print_once();
+        }
+        on.then(|| Self {
             baseline: ThreadBaseline::take(),
         })
     }
 
     fn look(&mut self, _: &Look<'_>, alive: &mut Alive) {
-        alive.untracked_threads = self.baseline.new_threads(|| {
-            registry::all_records()
-                .iter()
-                .filter(|r| r.kind == Kind::Thread)
-                .filter_map(|r| r.tid.get())
-                .collect::<HashSet<u32>>()
-        });
+        alive.untracked_threads = self.baseline.new_threads(known_threads);
     }
 }
 
-/// Whether the OS-thread check is on for a guard, all sources considered.
-fn enabled(setting: Option<bool>) -> bool {
-    setting.unwrap_or_else(one_test_at_a_time) && SUPPORTED
+/// Whether the OS-thread check is on for a guard, all sources considered:
+/// by default only when one test runs at a time and the thread hook, which
+/// sees each thread's creator, does not run.
+fn enabled(setting: Option<bool>, hooked: bool) -> bool {
+    setting.unwrap_or_else(|| !hooked && one_test_at_a_time()) && SUPPORTED
+}
+
+/// Threads that are accounted for elsewhere: every thread with a record
+/// (tracked or hooked, in any test's scope), and every thread with a guard
+/// open (another test's harness thread, in a parallel run).
+fn known_threads() -> HashSet<u32> {
+    let mut known: HashSet<u32> = registry::all_records()
+        .iter()
+        .filter(|r| r.kind == Kind::Thread)
+        .filter_map(|r| r.tid.get())
+        .collect();
+    known.extend(registry::scope::guard_threads());
+    known
+}
+
+/// Whether `tid` is a thread of a runtime built through
+/// [`crate::runtime::instrument`].
+pub(crate) fn is_runtime_thread(tid: u32) -> bool {
+    RUNTIME_THREADS
+        .lock()
+        .as_ref()
+        .is_some_and(|set| set.contains(&tid))
+}
+
+/// The name of thread `tid` of this process, as the kernel has it.
+pub(crate) fn thread_name(tid: u32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+    Some(name.trim_end().to_owned())
 }
 
 /// True on platforms where threads can be listed.
@@ -132,7 +161,7 @@ impl ThreadBaseline {
 /// tokio names its threads `tokio-runtime-worker` (before 1.52) or
 /// `tokio-rt-worker`, cut by Linux to 15 bytes; blocking-pool threads share
 /// the name. Match the stem, not one spelling.
-fn is_runtime_or_tool_thread(name: &str) -> bool {
+pub(crate) fn is_runtime_or_tool_thread(name: &str) -> bool {
     name.starts_with("tokio-") || name == DUMP_THREAD_NAME
 }
 

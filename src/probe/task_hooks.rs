@@ -104,7 +104,7 @@ mod hooks {
         let registration = registry::register_hooked(Spawn {
             kind: Kind::Task,
             name: None,
-            location: meta.spawned_at(),
+            location: Some(meta.spawned_at()),
             handle: None,
         });
         let _ = registration.record().task_id.set(meta.id());

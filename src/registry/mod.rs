@@ -104,8 +104,12 @@ impl fmt::Display for Kind {
 /// Everything known about one tracked unit of work.
 pub(crate) struct Record {
     pub(crate) kind: Kind,
-    pub(crate) name: Option<Box<str>>,
-    pub(crate) location: &'static Location<'static>,
+    /// The name given at spawn; a hooked thread's is read when it is seen,
+    /// since std names a thread only once it runs.
+    pub(crate) name: OnceLock<Box<str>>,
+    /// The spawn site, when the spawner's caller is known; a plain thread
+    /// seen through the thread hook has only its creation backtrace.
+    pub(crate) location: Option<&'static Location<'static>>,
     pub(crate) spawned_at: Instant,
     pub(crate) backtrace: Option<Captured>,
     pub(crate) scope: Arc<Scope>,
@@ -142,7 +146,8 @@ impl ThreadTid {
 pub(crate) struct Spawn<'a> {
     pub(crate) kind: Kind,
     pub(crate) name: Option<&'a str>,
-    pub(crate) location: &'static Location<'static>,
+    /// `None` for a plain thread seen through the thread hook.
+    pub(crate) location: Option<&'static Location<'static>>,
     /// The runtime a task goes to, when the caller named one.
     pub(crate) handle: Option<&'a tokio::runtime::Handle>,
 }
@@ -186,15 +191,20 @@ pub(crate) fn register(spawn: Spawn<'_>) -> Registration {
     register_as(spawn, false)
 }
 
-/// Registers a task seen through tokio's task hooks.
-#[cfg(tokio_unstable)]
+/// Registers work seen through a hook rather than a wrapper: a task through
+/// tokio's task hooks, or a plain thread through the thread hook.
+#[cfg_attr(not(any(tokio_unstable, feature = "thread-hook")), allow(dead_code))]
 pub(crate) fn register_hooked(spawn: Spawn<'_>) -> Registration {
     register_as(spawn, true)
 }
 
 fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
     let scope = scope::current();
-    let backtrace = scope.samples.capture(spawn.location);
+    let backtrace = match spawn.location {
+        Some(location) => scope.samples.capture(location),
+        // The backtrace is all there is to tell where the work came from.
+        None => Some(crate::capture::capture_one()),
+    };
     let monitor =
         (scope.detailed && spawn.kind.is_async() && !hooked).then(tokio_metrics::TaskMonitor::new);
     // tokio counts only these in `num_alive_tasks`.
@@ -207,7 +217,11 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
     }
     let record = Arc::new(Record {
         kind: spawn.kind,
-        name: spawn.name.map(Box::from),
+        name: spawn
+            .name
+            .map(Box::from)
+            .map(OnceLock::from)
+            .unwrap_or_default(),
         location: spawn.location,
         spawned_at: Instant::now(),
         backtrace,

@@ -38,6 +38,8 @@ pub(crate) struct Scope {
     pub(crate) samples: SiteSamples,
     /// Instrument tasks with a tokio-metrics monitor each (detailed mode).
     pub(crate) detailed: bool,
+    /// The kernel id of the thread that opened a guard scope.
+    opened_on: Option<u32>,
 }
 
 /// Every scope that is still referenced, so a snapshot can find them all.
@@ -57,6 +59,7 @@ impl Scope {
             closed: AtomicBool::new(false),
             samples: SiteSamples::default(),
             detailed,
+            opened_on: crate::sys::current_tid(),
         });
         if let Some(parent) = &scope.parent {
             let mut children = parent.children.lock();
@@ -150,6 +153,17 @@ impl Scope {
     }
 }
 
+/// The threads on which a guard is open now.
+pub(crate) fn guard_threads() -> Vec<u32> {
+    ALL_SCOPES
+        .lock()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|scope| matches!(scope.kind, ScopeKind::Guard { .. }) && !scope.is_closed())
+        .filter_map(|scope| scope.opened_on)
+        .collect()
+}
+
 /// Every scope still referenced anywhere, root and background first.
 pub(crate) fn all_scopes() -> Vec<Arc<Scope>> {
     let mut scopes = vec![Scope::root(), Scope::background()];
@@ -238,7 +252,10 @@ pub(crate) fn leave_guard(scope: &Arc<Scope>) {
 
 /// Installs `context` as this thread's scope context and returns the one it
 /// replaces, for callers that cannot wrap the work in [`with_context`].
-#[cfg(tokio_unstable)]
+#[cfg_attr(
+    not(any(tokio_unstable, all(feature = "thread-hook", target_os = "linux"))),
+    allow(dead_code)
+)]
 pub(crate) fn replace_context(context: ScopeContext) -> ScopeContext {
     CONTEXT
         .try_with(|current| {

@@ -4,31 +4,30 @@
 //! one line become one paragraph with a count, not a hundred thousand
 //! backtraces.
 
-use super::Straggler;
+use super::{Site, Straggler};
 use crate::capture::display_path;
 use crate::registry::{Kind, State};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
-use std::panic::Location;
 use std::path::Path;
 use std::time::Duration;
 
 /// Stragglers of one kind spawned at one site.
 pub(crate) struct Group<'a> {
     pub(crate) kind: Kind,
-    pub(crate) location: &'static Location<'static>,
+    pub(crate) location: Site,
     pub(crate) members: Vec<&'a Straggler>,
 }
 
 /// Groups by (kind, spawn site); largest groups first, then by site.
 pub(crate) fn by_site(stragglers: &[Straggler]) -> Vec<Group<'_>> {
-    let mut groups: HashMap<(Kind, &'static Location<'static>), Group<'_>> = HashMap::new();
+    let mut groups: HashMap<(Kind, &Site), Group<'_>> = HashMap::new();
     for straggler in stragglers {
         groups
             .entry((straggler.kind(), straggler.location()))
             .or_insert_with(|| Group {
                 kind: straggler.kind(),
-                location: straggler.location(),
+                location: straggler.location().clone(),
                 members: Vec::new(),
             })
             .members
@@ -101,7 +100,7 @@ pub(crate) fn write_group(
     show_test: bool,
 ) -> fmt::Result {
     let first = group.members[0];
-    let site = group.location;
+    let site = &group.location;
     writeln!(
         f,
         "{} spawned at {}:{}:{}",

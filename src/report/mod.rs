@@ -7,11 +7,13 @@
 mod group;
 mod json;
 mod publish;
+mod site;
 mod straggler;
 
 pub(crate) use group::{by_site, count_by_kind, human, write_group};
 pub use json::FORMAT_VERSION;
 pub(crate) use publish::publish;
+pub use site::Site;
 pub use straggler::{Detail, Straggler};
 
 pub use crate::capture::{Backtrace, Frame};

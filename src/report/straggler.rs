@@ -1,9 +1,9 @@
 //! [`Straggler`]: one unit of work that was still alive at a check.
 
-use crate::capture::Backtrace;
+use super::Site;
+use crate::capture::{display_path, Backtrace};
 use crate::registry::{ActivitySample, Kind, Record, State};
 use std::fmt;
-use std::panic::Location;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,7 @@ pub struct Straggler {
     activity: ActivitySample,
     polls_while_settling: u64,
     backtrace: OnceLock<Option<Backtrace>>,
+    site: OnceLock<Site>,
     suspended_at: Option<Arc<str>>,
     detail: Option<Detail>,
 }
@@ -55,10 +56,10 @@ impl Straggler {
         let activity = record.activity.sample();
         let polls_while_settling = settling.map_or(0, |(p, _)| activity.polls.saturating_sub(p));
         let spins = settling.is_some_and(|(_, window)| spins(polls_while_settling, window));
-        let state = if record.hooked {
-            State::Unknown
-        } else if !record.kind.is_async() {
+        let state = if !record.kind.is_async() {
             State::Running
+        } else if record.hooked {
+            State::Unknown
         } else if spins && activity.state() != State::Stuck {
             State::Busy
         } else {
@@ -75,6 +76,7 @@ impl Straggler {
             activity,
             polls_while_settling,
             backtrace: OnceLock::new(),
+            site: OnceLock::new(),
             suspended_at: None,
             detail,
         }
@@ -96,12 +98,25 @@ impl Straggler {
 
     /// The name given at spawn, if any.
     pub fn name(&self) -> Option<&str> {
-        self.record.name.as_deref()
+        self.record.name.get().map(|name| &**name)
     }
 
-    /// The line that spawned it: the caller of the leakcheck wrapper.
-    pub fn location(&self) -> &'static Location<'static> {
-        self.record.location
+    /// The line that spawned it: the caller of the leakcheck wrapper, the
+    /// spawn site tokio's task hooks give, or, for a plain thread seen
+    /// through the thread hook, the first of the user's frames in its
+    /// creation backtrace (resolved on first call).
+    pub fn location(&self) -> &Site {
+        self.site.get_or_init(|| match self.record.location {
+            Some(location) => Site::from(location),
+            None => self
+                .backtrace()
+                .and_then(|trace| {
+                    let frame = trace.frames().into_iter().next()?;
+                    let file = display_path(frame.file()?).into_owned();
+                    Some(Site::new(file, frame.line()?, frame.column().unwrap_or(0)))
+                })
+                .unwrap_or_else(Site::unknown),
+        })
     }
 
     /// How long before the observation it was spawned.

@@ -109,7 +109,7 @@ fn spawn(kind: Kind) -> Spawn<'static> {
     Spawn {
         kind,
         name: None,
-        location: Location::caller(),
+        location: Some(Location::caller()),
         handle: None,
     }
 }

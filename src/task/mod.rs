@@ -78,7 +78,7 @@ where
     let spawn = Spawn {
         kind: Kind::Task,
         name,
-        location: Location::caller(),
+        location: Some(Location::caller()),
         handle,
     };
     let (tracked, record) = Tracked::register(future, spawn);
@@ -130,7 +130,7 @@ where
         Spawn {
             kind: Kind::BlockingTask,
             name,
-            location: Location::caller(),
+            location: Some(Location::caller()),
             handle,
         },
     );
@@ -199,7 +199,7 @@ where
     let spawn = Spawn {
         kind: Kind::LocalTask,
         name,
-        location: Location::caller(),
+        location: Some(Location::caller()),
         handle: None,
     };
     let (tracked, record) = Tracked::register(future, spawn);

@@ -1,0 +1,329 @@
+//! The thread hook: every OS thread created in the process, by any code, is
+//! filed under the scope that was current on the creating thread.
+//!
+//! On Linux with glibc, a `pthread_create` defined in this crate takes
+//! precedence over libc's in the binary that links it, so every
+//! `std::thread::Builder::spawn`, in the test or in any dependency, comes
+//! here first. It registers the new thread with an unresolved creation
+//! backtrace and forwards to libc's own `pthread_create`, found with
+//! `dlsym(RTLD_NEXT, ..)`. The thread starts in a trampoline that puts the
+//! scope in place for it and ties the record to a thread-local, whose
+//! destructor removes it however the thread ends (return, panic,
+//! `pthread_exit`).
+//!
+//! Until tracking starts (the first guard), the hook costs one relaxed load
+//! and the forwarded call. It is compiled in with the default cargo feature
+//! `thread-hook`, turned off at run time with `LEAKCHECK_THREAD_HOOK=off`,
+//! and absent where it cannot work: other platforms, musl, and statically
+//! linked binaries. A failed `dlsym` turns it off for the process.
+//!
+//! A plain thread has no `#[track_caller]` location: its site is the first of
+//! the user's frames in its creation backtrace, resolved only for a report.
+//!
+//! As a probe, it refines what the registry's view found: threads of tokio
+//! runtimes are the runtime's, never a test's (the blocking pool keeps an
+//! idle thread for seconds after `spawn_blocking` returns), and a thread
+//! that process-wide lazy initialisation started (a `OnceLock`, `LazyLock`
+//! or `Once`, such as rayon's global pool) outlives the test that touched it
+//! first without being its leak.
+
+use super::{os_threads, Alive, Look, Opening, Probe};
+use crate::notice::Notice;
+use crate::registry::{Kind, Record};
+use crate::report::Straggler;
+use std::sync::Arc;
+
+/// Whether plain threads are seen in this process.
+pub(crate) fn active() -> bool {
+    imp::active()
+}
+
+/// Runs `f`, which creates a thread that is not a test's work (a wrapper's
+/// own tracked thread, or one of leakcheck's), with the hook told to skip.
+pub(crate) fn not_hooked<R>(f: impl FnOnce() -> R) -> R {
+    imp::not_hooked(f)
+}
+
+/// The probe: leaves out the threads that are never a test's leak.
+pub(crate) struct ThreadHook;
+
+impl Probe for ThreadHook {
+    fn open(_: &Opening<'_>) -> Option<Self> {
+        active().then_some(ThreadHook)
+    }
+
+    fn look(&mut self, _: &Look<'_>, alive: &mut Alive) {
+        alive.records.retain(|record| !is_runtime_thread(record));
+    }
+
+    fn excuse(&mut self, stragglers: &mut Vec<Straggler>) {
+        stragglers.retain(|straggler| {
+            if !is_hooked_thread(straggler.record()) || !started_by_lazy_init(straggler) {
+                return true;
+            }
+            Notice::ProcessWideThread.print_once();
+            false
+        });
+    }
+}
+
+fn is_hooked_thread(record: &Record) -> bool {
+    record.hooked && record.kind == Kind::Thread
+}
+
+/// Whether `record` is a plain thread of a tokio runtime: the runtime's
+/// work, not a test's, wherever it was created. Snapshots and the at-exit
+/// check leave these out too.
+pub(crate) fn is_runtime_thread(record: &Arc<Record>) -> bool {
+    is_hooked_thread(record) && belongs_to_a_runtime(record)
+}
+
+/// A runtime's worker or blocking thread, known by the runtime's thread
+/// hooks or by tokio's thread name. Also names the record after the thread,
+/// which std sets only once the thread runs.
+fn belongs_to_a_runtime(record: &Arc<Record>) -> bool {
+    // Not started yet: nothing to go on, so it is judged at the next look.
+    let Some(tid) = record.tid.get() else {
+        return false;
+    };
+    if os_threads::is_runtime_thread(tid) {
+        return true;
+    }
+    match os_threads::thread_name(tid) {
+        Some(name) => {
+            let runtime = os_threads::is_runtime_or_tool_thread(&name);
+            let _ = record.name.set(name.into_boxed_str());
+            runtime
+        }
+        None => false,
+    }
+}
+
+/// Whether the creation backtrace runs through a one-time initialisation:
+/// the thread is process-wide, started by whichever test came first.
+fn started_by_lazy_init(straggler: &Straggler) -> bool {
+    // Paths, not bare names: `FnOnce::call_once` is in every backtrace.
+    const FUNCTIONS: &[&str] = &[
+        "once::Once::call",
+        "OnceLock<",
+        "OnceLock::",
+        "LazyLock<",
+        "LazyLock::",
+        "OnceCell<",
+        "OnceCell::",
+        "once_cell::",
+        "lazy_static::",
+    ];
+    const FILES: &[&str] = &[
+        "/sync/once.rs",
+        "/sync/once_lock.rs",
+        "/sync/lazy_lock.rs",
+        "/sync/poison/once.rs",
+        "/once_cell.rs",
+    ];
+    let Some(trace) = straggler.backtrace() else {
+        return false;
+    };
+    // Only the callers of the code that created the thread count, up to the
+    // test harness: std's own spawn path and libtest use one-time
+    // initialisation too.
+    let frames = trace.all_frames();
+    let Some(first_shown) = frames.iter().position(|frame| !frame.is_hidden()) else {
+        return false;
+    };
+    let callers = frames[first_shown..].iter().take_while(|frame| {
+        !frame
+            .function()
+            .is_some_and(|name| name.contains("__rust_begin_short_backtrace"))
+    });
+    callers.into_iter().any(|frame| {
+        frame
+            .function()
+            .is_some_and(|name| FUNCTIONS.iter().any(|f| name.contains(f)))
+            || frame.file().is_some_and(|file| {
+                let file = file.to_string_lossy();
+                FILES.iter().any(|f| file.ends_with(f))
+                    || file.contains("/once_cell-")
+                    || file.contains("/lazy_static-")
+            })
+    })
+}
+
+#[cfg(all(
+    feature = "thread-hook",
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
+mod imp {
+    use crate::registry::{self, scope, Kind, Registration, Spawn};
+    use std::cell::{Cell, RefCell};
+    use std::ffi::c_void;
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+    type StartRoutine = extern "C" fn(*mut c_void) -> *mut c_void;
+    type CreateFn = unsafe extern "C" fn(
+        *mut libc::pthread_t,
+        *const libc::pthread_attr_t,
+        StartRoutine,
+        *mut c_void,
+    ) -> libc::c_int;
+
+    /// libc's `pthread_create`: 0 before the look-up, 1 when it failed.
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    const LOOKUP_FAILED: usize = 1;
+
+    const UNDECIDED: u8 = 0;
+    const OFF: u8 = 1;
+    const ON: u8 = 2;
+    static ENABLED: AtomicU8 = AtomicU8::new(UNDECIDED);
+
+    thread_local! {
+        /// Set while a thread that is not a test's work is created.
+        static SKIP: Cell<bool> = const { Cell::new(false) };
+        /// The hooked thread's own registration, dropped when it exits.
+        static OWN: RefCell<Option<Registration>> = const { RefCell::new(None) };
+    }
+
+    fn real() -> Option<CreateFn> {
+        let mut found = REAL.load(Ordering::Acquire);
+        if found == 0 {
+            // SAFETY: `RTLD_NEXT` with a NUL-terminated symbol name; the
+            // result is checked before use.
+            let symbol = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) };
+            found = if symbol.is_null() {
+                LOOKUP_FAILED
+            } else {
+                symbol as usize
+            };
+            REAL.store(found, Ordering::Release);
+        }
+        // SAFETY: a non-null result of looking up `pthread_create` is libc's
+        // function of that name, whose signature `CreateFn` spells out.
+        (found != LOOKUP_FAILED).then(|| unsafe { std::mem::transmute::<usize, CreateFn>(found) })
+    }
+
+    pub(super) fn active() -> bool {
+        match ENABLED.load(Ordering::Relaxed) {
+            ON => true,
+            OFF => false,
+            _ => {
+                let on = crate::config::get()
+                    .as_ref()
+                    .map_or(true, |config| config.thread_hook)
+                    && real().is_some();
+                ENABLED.store(if on { ON } else { OFF }, Ordering::Relaxed);
+                on
+            }
+        }
+    }
+
+    pub(super) fn not_hooked<R>(f: impl FnOnce() -> R) -> R {
+        let was = SKIP.try_with(|skip| skip.replace(true)).unwrap_or(false);
+        let result = f();
+        let _ = SKIP.try_with(|skip| skip.set(was));
+        result
+    }
+
+    /// What the trampoline needs to start the thread as asked.
+    struct Start {
+        routine: StartRoutine,
+        arg: *mut c_void,
+        registration: Registration,
+    }
+
+    /// Registers a thread about to be created, if it is a test's.
+    fn register(routine: StartRoutine, arg: *mut c_void) -> Option<Box<Start>> {
+        if SKIP.try_with(Cell::get).unwrap_or(true) || !active() {
+            return None;
+        }
+        let registration = registry::register_hooked(Spawn {
+            kind: Kind::Thread,
+            name: None,
+            location: None,
+            handle: None,
+        });
+        Some(Box::new(Start {
+            routine,
+            arg,
+            registration,
+        }))
+    }
+
+    /// Creates a thread: libc's `pthread_create`, with the new thread
+    /// registered in the current scope while tracking is on.
+    ///
+    /// # Safety
+    ///
+    /// As for libc's `pthread_create`, to which every argument is passed on.
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_create(
+        thread: *mut libc::pthread_t,
+        attr: *const libc::pthread_attr_t,
+        routine: StartRoutine,
+        arg: *mut c_void,
+    ) -> libc::c_int {
+        let Some(real) = real() else {
+            return libc::EAGAIN;
+        };
+        if !registry::is_tracking() {
+            // SAFETY: the caller's arguments, passed on unchanged.
+            return unsafe { real(thread, attr, routine, arg) };
+        }
+        // Nothing may unwind into the C caller.
+        let start = std::panic::catch_unwind(|| register(routine, arg))
+            .ok()
+            .flatten();
+        let Some(start) = start else {
+            // SAFETY: the caller's arguments, passed on unchanged.
+            return unsafe { real(thread, attr, routine, arg) };
+        };
+        let start = Box::into_raw(start);
+        // SAFETY: the caller's `thread` and `attr`; the trampoline takes
+        // ownership of `start` in the new thread, and only there.
+        let created = unsafe { real(thread, attr, trampoline, start.cast()) };
+        if created != 0 {
+            // SAFETY: no thread was created, so `start` is still ours.
+            drop(unsafe { Box::from_raw(start) });
+        }
+        created
+    }
+
+    /// The new thread's first function: puts the creator's scope in place,
+    /// hands the registration to a thread-local, and runs the thread's own
+    /// start routine.
+    extern "C" fn trampoline(start: *mut c_void) -> *mut c_void {
+        // SAFETY: `start` is the box `pthread_create` leaked for this thread
+        // alone.
+        let Start {
+            routine,
+            arg,
+            registration,
+        } = *unsafe { Box::from_raw(start.cast::<Start>()) };
+        registration.record().tid.note_current();
+        scope::replace_context(registration.context());
+        // The thread-local's destructor unregisters the thread when it
+        // exits, whether the routine returns or calls `pthread_exit`.
+        let _ = OWN.try_with(|own| *own.borrow_mut() = Some(registration));
+        // Nothing that needs dropping lives in this frame any more, so a
+        // forced unwind (`pthread_exit`, cancellation) may pass through it.
+        routine(arg)
+    }
+}
+
+/// Where the hook cannot work, it is not compiled and nothing is seen.
+#[cfg(not(all(
+    feature = "thread-hook",
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+)))]
+mod imp {
+    pub(super) fn active() -> bool {
+        false
+    }
+
+    pub(super) fn not_hooked<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
