@@ -109,6 +109,9 @@ pub(crate) struct Record {
     pub(crate) name: Option<Box<str>>,
     pub(crate) location: &'static Location<'static>,
     pub(crate) spawned_at: Instant,
+    /// The same moment on [`crate::clock::coarse_nanos`]'s clock, the one
+    /// the end of each poll is read on.
+    pub(crate) spawned_coarse: u64,
     pub(crate) backtrace: Option<Captured>,
     pub(crate) scope: Arc<Scope>,
     pub(crate) activity: Activity,
@@ -196,6 +199,7 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
         name: spawn.name.map(Box::from),
         location: spawn.location,
         spawned_at: Instant::now(),
+        spawned_coarse: crate::clock::coarse_nanos(),
         backtrace,
         scope,
         activity: Activity::new(),
