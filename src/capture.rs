@@ -71,8 +71,9 @@ impl Frame {
         self.column
     }
 
-    /// Frames of std, core, alloc, tokio, leakcheck, the test harness, and
-    /// frames with no symbol are hidden from reports.
+    /// Frames of std, core, alloc, the test harness, tokio, leakcheck and
+    /// the other crates leakcheck's frames run through, told by their source
+    /// file, and frames with no symbol are hidden from reports.
     pub(crate) fn is_hidden(&self) -> bool {
         self.hidden
     }
@@ -226,10 +227,11 @@ fn resolved_frames(trace: &backtrace::Backtrace) -> Vec<Frame> {
         // Inlined calls appear as several symbols of one frame.
         for symbol in symbols {
             let function = symbol.name().map(|name| format!("{name:#}"));
-            let hidden = function.as_deref().is_none_or(is_machinery);
+            let file = symbol.filename();
+            let hidden = is_machinery(function.as_deref(), file);
             frames.push(Frame {
                 function,
-                file: symbol.filename().map(Path::to_path_buf),
+                file: file.map(Path::to_path_buf),
                 line: symbol.lineno(),
                 column: symbol.colno(),
                 hidden,
@@ -240,31 +242,110 @@ fn resolved_frames(trace: &backtrace::Backtrace) -> Vec<Frame> {
 }
 
 /// Frames that belong to the runtime, the standard library, leakcheck or the
-/// test harness rather than to the code under test.
-fn is_machinery(function: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "std::",
-        "core::",
-        "alloc::",
-        "tokio::",
-        "leakcheck::",
-        "backtrace::",
-        "test::",
-        "parking_lot",
-        "__rust",
-        "pthread_create",
-        "rust_begin_unwind",
+/// test harness rather than to the code under test, told apart by what they
+/// are rather than by how their names start: a user's crate may be called
+/// `test` (`tests/test.rs`), `tokio_app` or `std_ext`, and with
+/// `debug = "line-tables-only"` names are not qualified at all.
+///
+/// - no symbol: hidden;
+/// - the C library's thread and process entry points (`start_thread`,
+///   `clone3`, `__libc_start_main`…), by exact name, when their file, if
+///   any, is not Rust source (glibc's debug info names `./nptl/...c` files);
+/// - a source file: hidden when it is the standard library's or libtest's,
+///   leakcheck's own, or that of a crate leakcheck's frames run through
+///   (tokio, backtrace, parking_lot…) as cargo unpacks it from a registry;
+/// - no file (code built without debug info): the name decides, matched on
+///   whole leading path segments (`test::run_test`, not `test_utils::run`).
+fn is_machinery(function: Option<&str>, file: Option<&Path>) -> bool {
+    const C_ENTRY_POINTS: &[&str] = &[
         "_start",
-        "__libc_start",
+        "__libc_start_main",
+        "__libc_start_call_main",
         "start_thread",
         "clone",
+        "clone3",
         "__clone",
     ];
+    let Some(function) = function else {
+        return true;
+    };
+    let rust_source = file.is_some_and(|f| f.extension().is_some_and(|e| e == "rs"));
+    if !rust_source && C_ENTRY_POINTS.contains(&function) {
+        return true;
+    }
+    match file {
+        Some(file) => is_machinery_file(file),
+        None => is_machinery_name(function),
+    }
+}
+
+/// Registry directories (`<name>-<version>`) of the crates between the user's
+/// code and a spawn or a capture, with the major version that leakcheck uses,
+/// so `tokio-util-0.7.16` or a user's `tokio_app-0.1.0` never match.
+const MACHINERY_CRATES: &[&str] = &[
+    "tokio-1.",
+    "tokio-metrics-0.",
+    "backtrace-0.",
+    "parking_lot-0.",
+    "parking_lot_core-0.",
+    "lock_api-0.",
+];
+
+fn is_machinery_file(file: &Path) -> bool {
+    // leakcheck's own sources; its tests and examples are user code.
+    if file.starts_with(concat!(env!("CARGO_MANIFEST_DIR"), "/src")) {
+        return true;
+    }
+    let parts: Vec<&str> = file
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(part) => part.to_str(),
+            _ => None,
+        })
+        .collect();
+    // The standard library and libtest: `/rustc/<commit>/library/...` as
+    // rustup's builds record them, or the rust-src component's copy under the
+    // sysroot, `.../lib/rustlib/src/rust/library/...`.
+    let std = parts.windows(3).any(|w| {
+        w[0] == "rustc"
+            && w[1].len() >= 7
+            && w[1].bytes().all(|b| b.is_ascii_hexdigit())
+            && w[2] == "library"
+    }) || parts
+        .windows(5)
+        .any(|w| w == ["lib", "rustlib", "src", "rust", "library"]);
+    // `.../registry/src/<index>/<name>-<version>/...`
+    let machinery_crate = parts.windows(4).any(|w| {
+        w[0] == "registry" && w[1] == "src" && MACHINERY_CRATES.iter().any(|c| w[3].starts_with(c))
+    });
+    std || machinery_crate
+}
+
+/// The fallback for frames with no file: the crates leakcheck's frames run
+/// through, by whole leading path segment, and the symbols std and rustc
+/// generate around `main`.
+fn is_machinery_name(function: &str) -> bool {
+    const CRATES: &[&str] = &[
+        "std",
+        "core",
+        "alloc",
+        "test",
+        "tokio",
+        "tokio_metrics",
+        "leakcheck",
+        "backtrace",
+        "parking_lot",
+        "parking_lot_core",
+        "lock_api",
+    ];
     // Trait impls and shims are printed `<Type as Trait>::method`.
-    let path = function.strip_prefix('<').unwrap_or(function);
-    PREFIXES.iter().any(|prefix| path.starts_with(prefix))
+    let path = function.trim_start_matches(['<', '&']);
+    let first = path.split("::").next().unwrap_or(path);
+    (path.contains("::") && CRATES.contains(&first))
         || function == "main"
-        || function.contains(" as core::ops::function::Fn")
+        // std's own symbols: `__rust_begin_short_backtrace`, `__rust_try`…
+        || function.starts_with("__rust")
+        || function == "rust_begin_unwind"
 }
 
 /// Per-scope memory of which call sites already have a backtrace, keyed by
@@ -343,26 +424,130 @@ impl SiteSamples {
 #[cfg(test)]
 mod tests {
     use super::is_machinery;
+    use std::path::Path;
+
+    fn hidden(function: &str, file: Option<&str>) -> bool {
+        is_machinery(Some(function), file.map(Path::new))
+    }
+
+    const STD: &str =
+        "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/thread/mod.rs";
+    const REGISTRY: &str = "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
 
     #[test]
-    fn machinery_frames_are_recognised() {
-        for hidden in [
+    fn frames_are_hidden_by_their_source_file() {
+        let own = concat!(env!("CARGO_MANIFEST_DIR"), "/src/thread.rs");
+        for (function, file) in [
+            ("std::thread::Builder::spawn_unchecked_", STD.to_string()),
+            // Unqualified, as `debug = "line-tables-only"` names them.
+            ("spawn_unchecked_", STD.to_string()),
+            (
+                "run_test",
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/test/src/lib.rs".into(),
+            ),
+            (
+                "call_once",
+                "/opt/rust/lib/rustlib/src/rust/library/core/src/ops/function.rs".into(),
+            ),
+            ("spawn", own.to_string()),
+            (
+                "poll",
+                format!("{REGISTRY}/tokio-1.54.1/src/runtime/task/core.rs"),
+            ),
+            (
+                "new_unresolved",
+                format!("{REGISTRY}/backtrace-0.3.77/src/capture.rs"),
+            ),
+            (
+                "lock",
+                format!("{REGISTRY}/parking_lot-0.12.5/src/mutex.rs"),
+            ),
+            (
+                "lock_slow",
+                format!("{REGISTRY}/lock_api-0.4.14/src/mutex.rs"),
+            ),
+            // The C library's entry points, from glibc's own debug info.
+            ("start_thread", "./nptl/pthread_create.c".into()),
+            (
+                "clone3",
+                "./misc/../sysdeps/unix/sysv/linux/x86_64/clone3.S".into(),
+            ),
+        ] {
+            assert!(hidden(function, Some(&file)), "{function} at {file}");
+        }
+        for (function, file) in [
+            // A crate named `test` (tests/test.rs): its frames are the user's.
+            ("test::spawn_helper", "/work/app/tests/test.rs".to_string()),
+            (
+                "tokio_app::spawn_helper",
+                "/work/tokio_app/src/lib.rs".into(),
+            ),
+            ("std_ext::spawn_helper", "/work/std_ext/src/lib.rs".into()),
+            (
+                "core_utils::spawn_helper",
+                "/work/core_utils/src/lib.rs".into(),
+            ),
+            ("spawn_helper", "/work/app/src/lib.rs".into()),
+            // leakcheck's own tests and examples are user code.
+            (
+                "spawn_helper",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/mod.rs").into(),
+            ),
+            // Other registry crates are not machinery, nor tokio's siblings.
+            ("serve", format!("{REGISTRY}/hyper-1.6.0/src/server.rs")),
+            (
+                "spawn",
+                format!("{REGISTRY}/tokio-util-0.7.16/src/task/mod.rs"),
+            ),
+            ("run", format!("{REGISTRY}/tokio_app-1.0.0/src/lib.rs")),
+            // A user's own checkout that happens to sit under a `library` folder.
+            ("run", "/home/u/library/tokio-1.0/src/lib.rs".into()),
+            // A user's function that happens to share a C entry point's name.
+            ("start_thread", "/work/app/src/pool.rs".into()),
+            ("main", "/work/app/src/main.rs".into()),
+        ] {
+            assert!(!hidden(function, Some(&file)), "{function} at {file}");
+        }
+    }
+
+    #[test]
+    fn frames_with_no_symbol_are_hidden() {
+        assert!(is_machinery(None, None));
+        assert!(is_machinery(None, Some(Path::new("/work/app/src/lib.rs"))));
+    }
+
+    #[test]
+    fn frames_with_no_file_fall_back_to_whole_leading_segments() {
+        for function in [
             "std::thread::Builder::spawn_unchecked_",
             "<alloc::boxed::Box<F,A> as core::ops::function::FnOnce<Args>>::call_once",
             "tokio::runtime::task::core::Core<T,S>::poll",
             "<leakcheck::task::tracked::Tracked<F> as core::future::future::Future>::poll",
             "leakcheck::thread::Builder::spawn",
             "test::run_test",
+            "parking_lot::raw_mutex::RawMutex::lock_slow",
             "__rust_begin_short_backtrace",
+            "__libc_start_main",
+            "start_thread",
+            "clone3",
+            "main",
         ] {
-            assert!(is_machinery(hidden), "{hidden}");
+            assert!(hidden(function, None), "{function}");
         }
-        for shown in [
+        for function in [
             "patterns::spawn_helper",
             "patterns::leaky::{{closure}}",
             "my_crate::server::run",
+            "tokio_app::spawn_helper",
+            "std_ext::spawn_helper",
+            "core_utils::spawn_helper",
+            "test_utils::spawn_helper",
+            "tokio_util::task::spawn",
+            "parking_lot_ext::lock",
+            "<tokio_app::Server as core::ops::drop::Drop>::drop",
+            "spawn_helper",
         ] {
-            assert!(!is_machinery(shown), "{shown}");
+            assert!(!hidden(function, None), "{function}");
         }
     }
 }

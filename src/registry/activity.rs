@@ -8,7 +8,6 @@ use parking_lot::Mutex;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
-use std::time::Duration;
 
 /// What a straggler was doing when the check gave up on it.
 ///
@@ -101,8 +100,9 @@ pub(crate) struct ActivitySample {
     pub(crate) woken: bool,
     pub(crate) in_poll: bool,
     pub(crate) foreign_wakers: usize,
-    /// How long ago the last poll ended, if there was one.
-    pub(crate) idle: Option<Duration>,
+    /// When the last poll ended, on [`crate::clock::coarse_nanos`]'s clock,
+    /// if there was one and no poll is running.
+    pub(crate) last_poll_end: Option<u64>,
 }
 
 impl Activity {
@@ -171,9 +171,7 @@ impl Activity {
                 in_poll,
                 // The wrapper keeps one waker of its own while the task is alive.
                 foreign_wakers: wakers.saturating_sub(1),
-                idle: (polls > 0 && !in_poll).then(|| {
-                    Duration::from_nanos(crate::clock::coarse_nanos().saturating_sub(last))
-                }),
+                last_poll_end: (polls > 0 && !in_poll).then_some(last),
             };
         }
         ActivitySample {
@@ -182,7 +180,7 @@ impl Activity {
             woken: false,
             in_poll: true,
             foreign_wakers: 0,
-            idle: None,
+            last_poll_end: None,
         }
     }
 }

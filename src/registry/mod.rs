@@ -111,6 +111,9 @@ pub(crate) struct Record {
     /// seen through the thread hook has only its creation backtrace.
     pub(crate) location: Option<&'static Location<'static>>,
     pub(crate) spawned_at: Instant,
+    /// The same moment on [`crate::clock::coarse_nanos`]'s clock, the one
+    /// the end of each poll is read on.
+    pub(crate) spawned_coarse: u64,
     pub(crate) backtrace: Option<Captured>,
     pub(crate) scope: Arc<Scope>,
     pub(crate) activity: Activity,
@@ -224,6 +227,7 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
             .unwrap_or_default(),
         location: spawn.location,
         spawned_at: Instant::now(),
+        spawned_coarse: crate::clock::coarse_nanos(),
         backtrace,
         scope,
         activity: Activity::new(),

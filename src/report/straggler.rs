@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 pub struct Straggler {
     record: Arc<Record>,
     age: Duration,
+    idle: Option<Duration>,
     state: State,
     activity: ActivitySample,
     polls_while_settling: u64,
@@ -69,8 +70,19 @@ impl Straggler {
         let detail = record.monitor.as_ref().map(|monitor| Detail {
             metrics: monitor.cumulative(),
         });
+        let age = now.saturating_duration_since(record.spawned_at);
+        // Idle time is the part of the age after the last poll ended. The
+        // span from the spawn to that end is read on the coarse clock at
+        // both ends, so it is never negative and the idle time never exceeds
+        // the age, whichever way the clocks' ticks fall.
+        let idle = activity.last_poll_end.map(|end| {
+            age.saturating_sub(Duration::from_nanos(
+                end.saturating_sub(record.spawned_coarse),
+            ))
+        });
         Self {
-            age: now.saturating_duration_since(record.spawned_at),
+            age,
+            idle,
             record,
             state,
             activity,
@@ -147,7 +159,7 @@ impl Straggler {
     /// How long a task has been idle since its last poll ended, if it was
     /// ever polled.
     pub fn idle_for(&self) -> Option<Duration> {
-        self.activity.idle
+        self.idle
     }
 
     /// tokio's id for a task, for matching with tokio's own tools.
