@@ -61,8 +61,9 @@
 //!   spawned by that work in turn, belongs to it.
 //! - Probes, the ways a check sees live work: the registry's own view,
 //!   tokio's count of alive tasks, tokio's task hooks (which file plain
-//!   `tokio::spawn` tasks into the registry, see [`runtime::instrument`])
-//!   and the process's thread list. Each answers the same three questions:
+//!   `tokio::spawn` tasks into the registry, see [`runtime::instrument`]),
+//!   a `pthread_create` hook that does the same for every plain thread
+//!   (Linux, glibc), and the process's thread list. Each answers the same three questions:
 //!   what to remember when a scope opens, what is alive now, and what to add
 //!   to a report.
 //! - [`LeakGuard`]: closes the scope and checks it, asking every probe on
@@ -82,7 +83,8 @@
 //! | `LEAKCHECK_SETTLE_MS` | 0 to 600000 | the default settle budget (500 ms otherwise) |
 //! | `LEAKCHECK_BACKTRACE` | `off`, `site` (default), `full` | creation backtraces: none, one per call site per scope, or one per spawn |
 //! | `LEAKCHECK_DETAIL` | `off` (default), `on` | per-task tokio-metrics figures in reports, as [`Options::detailed`] |
-//! | `LEAKCHECK_OS_THREADS` | `auto` (default), `on`, `off` | the OS-thread check, as [`Options::os_threads`]; `auto` is on when one test runs at a time |
+//! | `LEAKCHECK_OS_THREADS` | `auto` (default), `on`, `off` | the `/proc` OS-thread check, as [`Options::os_threads`]; `auto` is on when one test runs at a time and the thread hook does not run |
+//! | `LEAKCHECK_THREAD_HOOK` | `on` (default), `off` | the thread hook: every plain thread charged to the test that started it (Linux, glibc, the `thread-hook` feature) |
 //! | `LEAKCHECK_REPORT_DIR` | a directory | each test leakcheck fails writes its JSON report there ([`LeakReport::publish`]) |
 //! | `LEAKCHECK_AT_EXIT` | `off` (default), `on` | the whole-binary check at exit, as [`check_at_exit!`] |
 //!

@@ -117,15 +117,18 @@ impl Options {
         self
     }
 
-    /// Turns the OS-thread check on or off for this guard: on Linux, threads
-    /// that appear during the scope without leakcheck's wrappers (a
-    /// dependency's `std::thread::spawn`, say) are reported by name.
+    /// Turns the `/proc` OS-thread check on or off for this guard: on Linux,
+    /// threads that appear during the scope and that leakcheck knows nothing
+    /// else about are reported by name and tid.
     ///
-    /// By default it is on only when the process runs one test at a time
-    /// (nextest's process-per-test mode, `--test-threads=1`,
-    /// `RUST_TEST_THREADS=1`), because with parallel tests another test's
-    /// thread would look like this one's. `LEAKCHECK_OS_THREADS` sets the
-    /// default. On other platforms the check does nothing.
+    /// Where the thread hook runs (Linux with glibc, the default), plain
+    /// threads are already seen with their creator and spawn line, and this
+    /// check is off by default. Elsewhere it is on by default only when the
+    /// process runs one test at a time (nextest's process-per-test mode,
+    /// `--test-threads=1`, `RUST_TEST_THREADS=1`), because with parallel
+    /// tests another test's thread would look like this one's.
+    /// `LEAKCHECK_OS_THREADS` sets the default. On other platforms the check
+    /// does nothing.
     ///
     /// ```
     /// let guard = leakcheck::Options::new().os_threads(true).verify_none();
@@ -361,7 +364,7 @@ mod tests {
 
     #[test]
     fn location_patterns_parse_and_match() {
-        let here = std::panic::Location::caller();
+        let here = &crate::report::Site::from(std::panic::Location::caller());
         let file = here.file();
         let line = here.line();
         assert!(LocationPattern::parse(file).unwrap().matches(here));

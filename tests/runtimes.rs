@@ -749,21 +749,15 @@ async fn check_async_settles_on_paused_time() {
 #[test]
 fn another_tests_tracked_task_is_not_this_guards_untracked_task() {
     let runtime = multi_thread_runtime(2);
-    // Test B: a guard opened inside the runtime. Test A's thread stands for
-    // another test's, which the OS-thread check (on by default under nextest,
-    // one test per process) would rightly report: this is about task counts.
-    let guard = runtime.block_on(async {
-        Options::new()
-            .settle(SETTLE)
-            .os_threads(false)
-            .verify_none()
-    });
-    // Test A, on its own thread, with its own guard.
+    // Test A, on a thread of its own started before B's guard, as the test
+    // harness starts each test's thread outside every test's scope.
     let handle = runtime.handle().clone();
     let (stop_tx, stop_rx) = watch::channel(());
+    let (b_open_tx, b_open_rx) = mpsc::channel::<()>();
     let (spawned_tx, spawned_rx) = mpsc::channel::<()>();
     let (checked_tx, checked_rx) = mpsc::channel::<()>();
     let other_test = std::thread::spawn(move || {
+        b_open_rx.recv().unwrap();
         let guard = Options::new().settle(SETTLE).verify_none();
         let task = TaskBuilder::new()
             .name("other-tests-task")
@@ -774,6 +768,16 @@ fn another_tests_tracked_task_is_not_this_guards_untracked_task() {
         let _ = guard.check();
         task
     });
+    // Test B: a guard opened inside the runtime. Test A's thread stands for
+    // another test's, which the OS-thread check (on by default under nextest,
+    // one test per process) would rightly report: this is about task counts.
+    let guard = runtime.block_on(async {
+        Options::new()
+            .settle(SETTLE)
+            .os_threads(false)
+            .verify_none()
+    });
+    b_open_tx.send(()).unwrap();
     spawned_rx.recv().unwrap();
     let result = runtime.block_on(guard.check_async());
     checked_tx.send(()).unwrap();

@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// This file's text, searched by [`spawn_line`].
-const SOURCE: &str = include_str!("service.rs");
+pub const SOURCE: &str = include_str!("service.rs");
 
 /// The line of this file that spawns `what`: the one ending with the marker
 /// `// @spawn:<what>`. Panics unless exactly one line does.
@@ -286,6 +286,7 @@ pub mod leaky {
             let (watcher_stats, switch) = (stats.clone(), kill.clone());
             let builder = std::thread::Builder::new().name(config.watcher_name.clone());
             builder.spawn(move || {
+                // @spawn:leaky-watcher-body
                 let _switch = switch;
                 let _ = ready.send(());
                 for event in watcher_events {
