@@ -312,3 +312,26 @@ fn should_panic_lines_name_the_leaking_spawn() {
     }
     assert!(checked >= 10);
 }
+
+// ---- `ignore_untracked_tasks` ---------------------------------------------------------
+//
+// Without task hooks a plain `tokio::spawn` is only counted; with them it has
+// a site, and `ignore_location` is the way to accept it.
+
+/// A counted task accepted by the attribute, as a pool's reaper would be.
+#[cfg(not(tokio_unstable))]
+#[leak_check(settle_ms = 50, ignore_untracked_tasks = 1)]
+async fn a_counted_reaper_is_accepted() {
+    tokio::spawn(pending::<()>());
+    tokio::task::yield_now().await;
+}
+
+/// A second task is still a leak, and the report says one was accepted.
+#[cfg(not(tokio_unstable))]
+#[leak_check(settle_ms = 50, ignore_untracked_tasks = 1)]
+#[should_panic(expected = "were accepted by `ignore_untracked_tasks`")]
+async fn a_second_counted_task_is_not_accepted() {
+    tokio::spawn(pending::<()>());
+    tokio::spawn(pending::<()>());
+    tokio::task::yield_now().await;
+}

@@ -15,6 +15,7 @@ const ACCEPTED: &[(&str, &str)] = &[
     ("settle_ms", "settle_ms = 200"),
     ("ignore_name", "ignore_name = \"task-name\""),
     ("ignore_location", "ignore_location = \"src/pool.rs:88\""),
+    ("ignore_untracked_tasks", "ignore_untracked_tasks = 1"),
     ("flavor", "flavor = \"multi_thread\""),
     ("worker_threads", "worker_threads = 2"),
     ("start_paused", "start_paused = true"),
@@ -37,6 +38,7 @@ pub struct Args {
     pub settle_ms: Option<Arg<LitInt>>,
     pub ignore_name: Vec<LitStr>,
     pub ignore_location: Vec<LitStr>,
+    pub ignore_untracked_tasks: Option<Arg<LitInt>>,
     pub flavor: Option<Arg<Flavor>>,
     pub worker_threads: Option<Arg<LitInt>>,
     pub start_paused: Option<Arg<LitBool>>,
@@ -252,6 +254,14 @@ impl Args {
                 set(&mut self.worker_threads, n.clone(), &meta)
             }
             ("worker_threads", _) => Err(wrong_type("a whole number")),
+            ("ignore_untracked_tasks", Some(Lit::Int(n))) => {
+                if n.base10_parse::<usize>().is_err() {
+                    let msg = format!("expected a whole number of tasks, like `{example}`");
+                    return Err(Error::new_spanned(n, msg));
+                }
+                set(&mut self.ignore_untracked_tasks, n.clone(), &meta)
+            }
+            ("ignore_untracked_tasks", _) => Err(wrong_type("a whole number of tasks")),
             ("start_paused", Some(Lit::Bool(b))) => set(&mut self.start_paused, b.clone(), &meta),
             ("start_paused", _) => Err(wrong_type("`true` or `false`")),
             _ => unreachable!("the accepted lists hold only the arguments matched here"),

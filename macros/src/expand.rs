@@ -270,11 +270,13 @@ fn options(args: &Args) -> TokenStream {
     let settle = args.settle_ms.iter().map(|ms| &ms.value);
     let names = &args.ignore_name;
     let locations = &args.ignore_location;
+    let untracked = args.ignore_untracked_tasks.iter().map(|n| &n.value);
     quote! {
         ::leakcheck::Options::new()
             #(.settle(::core::time::Duration::from_millis(#settle)))*
             #(.ignore_name(#names))*
             #(.ignore_location(#locations))*
+            #(.ignore_untracked_tasks(#untracked))*
             .verify_none()
     }
 }

@@ -140,11 +140,12 @@ use proc_macro::TokenStream;
 /// | `settle_ms` | integer | how long the check waits for work that is still winding down, in milliseconds; by default `LEAKCHECK_SETTLE_MS`, or 500 |
 /// | `ignore_name` | string, repeatable | ignore tasks and threads with this name; a trailing `*` matches a prefix |
 /// | `ignore_location` | string, repeatable | ignore work spawned at `"file"`, `"file:line"` or `"file:line:col"` |
+/// | `ignore_untracked_tasks` | integer | accept up to this many tasks that only tokio's count sees (plain `tokio::spawn` without task hooks), such as a pool's reaper; a count cannot tell them from another leak of the same size |
 /// | `flavor` | `"current_thread"` (default), `"multi_thread"` or `"local"` | the runtime of an `async fn` test; `"multi_thread"` needs tokio's `rt-multi-thread` feature; `"local"` is tokio's `LocalRuntime` (tokio 1.51+), where `tokio::task::spawn_local` works |
 /// | `worker_threads` | integer | the number of workers of a `"multi_thread"` runtime |
 /// | `start_paused` | `true` or `false` | start the clock of a current-thread runtime paused; needs tokio's `test-util` feature |
 ///
-/// The first three are [`leakcheck::Options`]; the last three apply only to
+/// The first four are [`leakcheck::Options`]; the last three apply only to
 /// an `async fn` that `#[leak_check]` builds the runtime for, and may
 /// instead be given to a `#[tokio::test]` below it.
 ///

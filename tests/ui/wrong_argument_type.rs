@@ -24,6 +24,12 @@ async fn workers_as_string() {}
 #[leak_check(start_paused = 1)]
 async fn paused_as_number() {}
 
+#[leak_check(ignore_untracked_tasks = "1")]
+fn untracked_as_string() {}
+
+#[leak_check(ignore_untracked_tasks = 99999999999999999999999)]
+fn untracked_too_large() {}
+
 #[leak_check(settle_ms(200))]
 fn list_instead_of_value() {}
 
