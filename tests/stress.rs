@@ -1,4 +1,4 @@
-//! The stress suite: 208 tests that run in parallel threads, half of them
+//! The stress suite: 260 tests that run in parallel threads, half of them
 //! leaking by design. `scripts/stress.sh` runs this binary many times and
 //! checks that the set of failing tests is exactly the `leaky` half, every
 //! time, and that each failure's report names only its own test's work.
@@ -291,6 +291,62 @@ macro_rules! families {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     });
+                }
+            })*
+        }
+
+        /// Plain `std::thread` threads, seen through the thread hook, in a
+        /// sync `#[leak_check]` test. Unnamed: Linux keeps 15 bytes of a
+        /// name, too few to tell the tests apart, so each leaky test checks
+        /// that its report holds its one thread and nothing else.
+        mod plain_threads {
+            use super::*;
+            $(pub mod $n {
+                use super::*;
+                #[test]
+                #[ignore = "stress suite: run by scripts/stress.sh"]
+                fn leaky() {
+                    let guard = leakcheck::Options::new().settle(SETTLE).verify_none();
+                    let rx = forever_std_rx();
+                    std::thread::spawn(move || { let _ = rx.recv(); });
+                    let report = guard.check().expect_err("a plain thread outlives the test");
+                    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+                        assert_eq!(report.stragglers().len(), 1, "cross-talk: {report}");
+                    }
+                    panic!("{report}");
+                }
+                #[test]
+                #[ignore = "stress suite: run by scripts/stress.sh"]
+                fn clean() {
+                    let _guard = leakcheck::Options::new().settle(SETTLE).verify_none();
+                    // Not joined: it ends just as the guard is dropped.
+                    std::thread::spawn(std::thread::yield_now);
+                    let _ = std::thread::spawn(|| ()).join();
+                }
+            })*
+        }
+
+        /// Plain `tokio::spawn` and `spawn_blocking` under `#[leak_check]`
+        /// above `#[tokio::test]`: reported at their line with
+        /// `--cfg tokio_unstable`, counted without it.
+        mod plain_tasks {
+            use super::*;
+            $(pub mod $n {
+                use super::*;
+                #[leak_check(settle_ms = 300)]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "stress suite: run by scripts/stress.sh"]
+                async fn leaky() {
+                    let mut rx = forever_rx();
+                    tokio::spawn(async move { rx.recv().await; });
+                    tokio::task::spawn_blocking(|| ()).await.unwrap();
+                }
+                #[leak_check(settle_ms = 300)]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "stress suite: run by scripts/stress.sh"]
+                async fn clean() {
+                    tokio::task::spawn_blocking(|| ()).await.unwrap();
+                    tokio::spawn(brief());
                 }
             })*
         }

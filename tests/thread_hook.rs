@@ -126,6 +126,45 @@ fn a_thread_started_by_a_plain_thread_is_charged_to_the_same_test() {
     inner.join().unwrap();
 }
 
+/// A thread std did not name shows no name, not its creator's, which Linux
+/// copies to it.
+#[test]
+fn an_unnamed_plain_thread_has_no_name() {
+    let guard = Options::new().settle(SETTLE).verify_none();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let (ready, started) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        ready.send(()).unwrap();
+        let _ = stopped.recv();
+    });
+    started.recv().unwrap();
+    let report = guard.check().expect_err("the worker outlives the check");
+    assert_eq!(report.stragglers().len(), 1, "{report}");
+    assert_eq!(report.stragglers()[0].name(), None, "{report}");
+    drop(stop);
+    worker.join().unwrap();
+}
+
+/// An unnamed thread started from a task on a runtime's worker copies the
+/// worker's tokio name, yet it is the test's, not the runtime's. A plain
+/// `tokio::spawn` task carries the test's scope only through the task hooks,
+/// so this needs `--cfg tokio_unstable`.
+#[cfg(tokio_unstable)]
+#[leak_check(flavor = "multi_thread", worker_threads = 2, settle_ms = 50)]
+#[should_panic(expected = "1 thread spawned at tests/thread_hook.rs:")]
+async fn a_thread_started_from_a_runtime_worker_is_the_tests() {
+    let (started, ready) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (keep, stopped) = mpsc::channel::<()>();
+        std::mem::forget(keep);
+        std::thread::spawn(move || {
+            let _ = stopped.recv();
+        });
+        started.send(()).unwrap();
+    });
+    ready.await.unwrap();
+}
+
 /// A plain thread started outside any guard is nobody's, and a guard opened
 /// later does not see it.
 #[test]

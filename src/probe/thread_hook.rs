@@ -64,11 +64,18 @@ impl Probe for ThreadHook {
 
     fn excuse(&mut self, stragglers: &mut Vec<Straggler>) {
         stragglers.retain(|straggler| {
-            if !is_hooked_thread(straggler.record()) || !started_by_lazy_init(straggler) {
+            if !is_hooked_thread(straggler.record()) {
                 return true;
             }
-            Notice::ProcessWideThread.print_once();
-            false
+            // A runtime's thread that its name did not give away.
+            if started_by_a_runtime(straggler) {
+                return false;
+            }
+            if started_by_lazy_init(straggler) {
+                Notice::ProcessWideThread.print_once();
+                return false;
+            }
+            true
         });
     }
 }
@@ -85,8 +92,12 @@ pub(crate) fn is_runtime_thread(record: &Arc<Record>) -> bool {
 }
 
 /// A runtime's worker or blocking thread, known by the runtime's thread
-/// hooks or by tokio's thread name. Also names the record after the thread,
-/// which std sets only once the thread runs.
+/// hooks or by the name std gave it. Also names the record after the
+/// thread, which std does only once the thread runs.
+///
+/// A thread std did not name keeps the name of the thread that created it,
+/// so a name equal to that one says nothing: such a thread is judged by its
+/// creation backtrace, if it is still alive when the check reports.
 fn belongs_to_a_runtime(record: &Arc<Record>) -> bool {
     // Not started yet: nothing to go on, so it is judged at the next look.
     let Some(tid) = record.tid.get() else {
@@ -95,14 +106,34 @@ fn belongs_to_a_runtime(record: &Arc<Record>) -> bool {
     if os_threads::is_runtime_thread(tid) {
         return true;
     }
-    match os_threads::thread_name(tid) {
-        Some(name) => {
-            let runtime = os_threads::is_runtime_or_tool_thread(&name);
-            let _ = record.name.set(name.into_boxed_str());
-            runtime
-        }
-        None => false,
+    let Some(name) = os_threads::thread_name(tid) else {
+        return false;
+    };
+    if imp::inherited_name(tid).as_deref() == Some(name.as_str()) {
+        return false;
     }
+    let runtime = os_threads::is_runtime_or_tool_thread(&name);
+    let _ = record.name.set(name.into_boxed_str());
+    runtime
+}
+
+/// Whether tokio's blocking pool, which starts every thread of a runtime,
+/// made the `spawn` call: its frames come before the first of the user's
+/// (any thread created on a runtime's worker has them further out).
+fn started_by_a_runtime(straggler: &Straggler) -> bool {
+    straggler.backtrace().is_some_and(|trace| {
+        let frames = trace.all_frames();
+        let inner = frames.iter().take_while(|frame| frame.is_hidden());
+        inner.into_iter().any(|frame| {
+            frame
+                .function()
+                .is_some_and(|name| name.contains("tokio::runtime::blocking::pool"))
+                || frame.file().is_some_and(|file| {
+                    let file = file.to_string_lossy();
+                    file.contains("/tokio-1.") && file.ends_with("/runtime/blocking/pool.rs")
+                })
+        })
+    })
 }
 
 /// Whether the creation backtrace runs through a one-time initialisation:
@@ -163,7 +194,9 @@ fn started_by_lazy_init(straggler: &Straggler) -> bool {
 ))]
 mod imp {
     use crate::registry::{self, scope, Kind, Registration, Spawn};
+    use parking_lot::Mutex;
     use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
     use std::ffi::c_void;
     use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -188,7 +221,39 @@ mod imp {
         /// Set while a thread that is not a test's work is created.
         static SKIP: Cell<bool> = const { Cell::new(false) };
         /// The hooked thread's own registration, dropped when it exits.
-        static OWN: RefCell<Option<Registration>> = const { RefCell::new(None) };
+        static OWN: RefCell<Option<Own>> = const { RefCell::new(None) };
+    }
+
+    /// The name each hooked thread had when it started, which Linux copies
+    /// from the thread that created it: by tid, while the thread lives.
+    static INHERITED: Mutex<Option<HashMap<u32, String>>> = Mutex::new(None);
+
+    pub(super) fn inherited_name(tid: u32) -> Option<String> {
+        INHERITED.lock().as_ref()?.get(&tid).cloned()
+    }
+
+    /// The calling thread's name as the kernel has it.
+    fn own_name() -> String {
+        let mut name = [0u8; 16];
+        // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, to a
+        // buffer of 16.
+        unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+        let len = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+        String::from_utf8_lossy(&name[..len]).into_owned()
+    }
+
+    /// What a hooked thread holds until it exits.
+    struct Own {
+        _registration: Registration,
+        tid: Option<u32>,
+    }
+
+    impl Drop for Own {
+        fn drop(&mut self) {
+            if let (Some(tid), Some(names)) = (self.tid, INHERITED.lock().as_mut()) {
+                names.remove(&tid);
+            }
+        }
     }
 
     fn real() -> Option<CreateFn> {
@@ -306,11 +371,24 @@ mod imp {
             arg,
             registration,
         } = *unsafe { Box::from_raw(start.cast::<Start>()) };
+        // The inherited name first: a look that finds the tid must find it.
+        let tid = crate::sys::current_tid();
+        if let Some(tid) = tid {
+            INHERITED
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .insert(tid, own_name());
+        }
         registration.record().tid.note_current();
         scope::replace_context(registration.context());
         // The thread-local's destructor unregisters the thread when it
         // exits, whether the routine returns or calls `pthread_exit`.
-        let _ = OWN.try_with(|own| *own.borrow_mut() = Some(registration));
+        let _ = OWN.try_with(|own| {
+            *own.borrow_mut() = Some(Own {
+                _registration: registration,
+                tid,
+            })
+        });
         // Nothing that needs dropping lives in this frame any more, so a
         // forced unwind (`pthread_exit`, cancellation) may pass through it.
         routine(arg)
@@ -327,6 +405,10 @@ mod imp {
 mod imp {
     pub(super) fn active() -> bool {
         false
+    }
+
+    pub(super) fn inherited_name(_: u32) -> Option<String> {
+        None
     }
 
     pub(super) fn not_hooked<R>(f: impl FnOnce() -> R) -> R {
