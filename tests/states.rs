@@ -786,3 +786,32 @@ fn one_waiting_straggler_among_stuck_ones_spends_the_budget() {
     rt.block_on(waiting).unwrap();
     stuck.iter().for_each(|task| task.abort());
 }
+
+/// A task spawned with plain `tokio::spawn` is seen through the task hooks,
+/// whose poll counts tell a task that spins from one that waits, though its
+/// waker is not visible.
+#[cfg(tokio_unstable)]
+#[leakcheck::leak_check]
+async fn a_plain_task_that_spins_is_busy_and_one_that_waits_is_unknown() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let guard = Options::new()
+        .settle(Duration::from_millis(100))
+        .verify_none();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinning = stop.clone();
+    tokio::spawn(async move {
+        while !spinning.load(Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
+    });
+    let (keep, waiting) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = waiting.await;
+    });
+    let report = guard.check_async().await.expect_err("both tasks are alive");
+    let mut states: Vec<State> = report.stragglers().iter().map(|s| s.state()).collect();
+    states.sort_by_key(|state| format!("{state:?}"));
+    assert_eq!(states, [State::Busy, State::Unknown], "{report}");
+    stop.store(true, Ordering::Relaxed);
+    drop(keep);
+}

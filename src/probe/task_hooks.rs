@@ -27,10 +27,11 @@ pub(crate) fn wrapper_spawning<R>(f: impl FnOnce() -> R) -> R {
 
 #[cfg(tokio_unstable)]
 mod hooks {
-    use crate::registry::{self, scope, Kind, Registration, ScopeContext, Spawn};
+    use crate::registry::{self, scope, Kind, Record, Registration, ScopeContext, Spawn};
     use parking_lot::Mutex;
     use std::cell::Cell;
     use std::collections::HashMap;
+    use std::sync::Arc;
     use tokio::runtime::{Builder, TaskMeta};
 
     thread_local! {
@@ -49,30 +50,46 @@ mod hooks {
             .on_after_task_poll(after_poll);
     }
 
+    /// What a poll of a hooked task changed, put back when the poll ends.
+    struct Polling {
+        /// The scope context the poll replaced.
+        saved: ScopeContext,
+        /// The task's record, whose poll counts the hooks keep.
+        record: Arc<Record>,
+    }
+
     thread_local! {
-        /// The contexts that polls of hooked tasks replaced, innermost last.
-        static SAVED: std::cell::RefCell<Vec<Option<ScopeContext>>> =
+        /// The polls of hooked tasks under way on this thread, innermost
+        /// last; `None` for a task that is not registered.
+        static POLLING: std::cell::RefCell<Vec<Option<Polling>>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
 
     /// A hooked task carries its scope while it runs, as a wrapped task
-    /// does, so the tasks it spawns are charged to the same test.
+    /// does, so the tasks it spawns are charged to the same test; and its
+    /// polls are counted, so that a busy or never-polled task says so.
     fn before_poll(meta: &TaskMeta<'_>) {
-        let scope = HOOKED
+        let record = HOOKED
             .lock()
             .as_ref()
             .and_then(|map| map.get(&meta.id()))
-            .map(|registration| registration.record().scope.clone());
-        let saved = scope.map(|scope| scope::replace_context(ScopeContext::inherit(scope)));
-        let _ = SAVED.try_with(|stack| {
+            .map(|registration| registration.record().clone());
+        let polling = record.map(|record| {
+            record.activity.poll_started();
+            Polling {
+                saved: scope::replace_context(ScopeContext::inherit(record.scope.clone())),
+                record,
+            }
+        });
+        let _ = POLLING.try_with(|stack| {
             if let Ok(mut stack) = stack.try_borrow_mut() {
-                stack.push(saved);
+                stack.push(polling);
             }
         });
     }
 
     fn after_poll(_: &TaskMeta<'_>) {
-        let saved = SAVED
+        let polling = POLLING
             .try_with(|stack| {
                 stack
                     .try_borrow_mut()
@@ -82,7 +99,8 @@ mod hooks {
             .ok()
             .flatten()
             .flatten();
-        if let Some(saved) = saved {
+        if let Some(Polling { saved, record }) = polling {
+            record.activity.poll_ended();
             scope::replace_context(saved);
         }
     }

@@ -60,7 +60,12 @@ impl Straggler {
         let state = if !record.kind.is_async() {
             State::Running
         } else if record.hooked {
-            State::Unknown
+            // The poll hooks count polls, but the waker is not visible.
+            match activity.state() {
+                State::Running | State::NotStarted => activity.state(),
+                _ if spins => State::Busy,
+                _ => State::Unknown,
+            }
         } else if spins && activity.state() != State::Stuck {
             State::Busy
         } else {
