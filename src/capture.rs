@@ -95,15 +95,35 @@ impl fmt::Display for Frame {
     }
 }
 
-/// Shortens an absolute path to one relative to the working directory, which
-/// is the package root under `cargo test`.
+/// Shortens an absolute path to one relative to the workspace root, the base
+/// rustc's `file!()` and `Location::file()` use for the workspace's own
+/// crates, so that a report spells every path of one file the same way, as
+/// GitHub annotations need. Paths outside the workspace stay absolute.
 pub(crate) fn display_path(path: &Path) -> std::borrow::Cow<'_, str> {
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(relative) = path.strip_prefix(&cwd) {
-            return relative.to_string_lossy().into_owned().into();
-        }
+    match workspace_root().and_then(|root| path.strip_prefix(root).ok()) {
+        Some(relative) => relative.to_string_lossy().into_owned().into(),
+        None => path.to_string_lossy(),
     }
-    path.to_string_lossy()
+}
+
+/// The root of the workspace the tests run in: under `cargo test` the
+/// working directory is the package root, and the workspace root is the
+/// nearest directory at or above it whose `Cargo.toml` has a `[workspace]`
+/// table (the package root itself when there is none).
+fn workspace_root() -> Option<&'static Path> {
+    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let cwd = std::env::current_dir().ok()?;
+        let workspace = cwd.ancestors().find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|manifest| {
+                manifest
+                    .lines()
+                    .any(|line| line.trim_start().starts_with("[workspace]"))
+            })
+        });
+        Some(workspace.unwrap_or(&cwd).to_path_buf())
+    })
+    .as_deref()
 }
 
 /// A resolved creation backtrace, with the frames that matter to the user.
