@@ -94,6 +94,9 @@ async fn start_paused_settles_on_virtual_time() {
 
 /// `flavor = "local"` builds tokio's `LocalRuntime`, on which
 /// `tokio::task::spawn_local` works without a `LocalSet`.
+// Needs tokio 1.51 or newer, above the declared floor that
+// scripts/min-versions.sh builds with `--cfg leakcheck_min_versions`.
+#[cfg(not(leakcheck_min_versions))]
 #[leak_check]
 #[tokio::test(flavor = "local")]
 async fn local_runtime_runs_local_tasks() {
@@ -106,9 +109,12 @@ async fn local_runtime_runs_local_tasks() {
     assert_eq!(shared.get(), 7);
 }
 
+// Needs tokio 1.51 or newer, above the declared floor that
+// scripts/min-versions.sh builds with `--cfg leakcheck_min_versions`.
+#[cfg(not(leakcheck_min_versions))]
 #[leak_check(settle_ms = 50)]
 #[tokio::test(flavor = "local", start_paused = true)]
-#[should_panic(expected = "tests/tokio_test_form.rs:117")]
+#[should_panic(expected = "tests/tokio_test_form.rs:123")]
 async fn local_runtime_leak_fails() {
     assert_eq!(
         Handle::current().runtime_flavor(),
@@ -117,6 +123,9 @@ async fn local_runtime_leak_fails() {
     leakcheck::spawn(pending::<()>()); // leaks
 }
 
+// Needs tokio 1.51 or newer, above the declared floor that
+// scripts/min-versions.sh builds with `--cfg leakcheck_min_versions`.
+#[cfg(not(leakcheck_min_versions))]
 #[leak_check]
 #[tokio::test(name = "tokio-test-form")]
 async fn runtime_name_is_passed_on() {
@@ -245,7 +254,7 @@ async fn other_attributes_are_kept() {
 #[cfg(tokio_unstable)]
 #[leak_check(settle_ms = 50)]
 #[tokio::test]
-#[should_panic(expected = "1 task spawned at tests/tokio_test_form.rs:250")]
+#[should_panic(expected = "1 task spawned at tests/tokio_test_form.rs:259")]
 async fn plain_spawn_is_reported_at_its_line() {
     tokio::spawn(pending::<()>()); // leaks
 }
@@ -253,7 +262,7 @@ async fn plain_spawn_is_reported_at_its_line() {
 #[cfg(tokio_unstable)]
 #[leak_check(settle_ms = 50)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[should_panic(expected = "1 task spawned at tests/tokio_test_form.rs:258")]
+#[should_panic(expected = "1 task spawned at tests/tokio_test_form.rs:267")]
 async fn plain_spawn_is_reported_at_its_line_multi_thread() {
     tokio::spawn(pending::<()>()); // leaks
 }
