@@ -34,14 +34,17 @@ use leakcheck::thread::Builder as ThreadBuilder;
 use leakcheck::{leak_check, LeakGuard, Options};
 use std::future::pending;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinSet, LocalSet};
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "support/common.rs"]
 mod common;
+use child::text;
 use common::{current_thread_runtime, me, multi_thread_runtime, names, BlockedThread as Parked};
 
 /// The settle budget of checks that are expected to find a waiting leak.
@@ -99,29 +102,13 @@ async fn wait_for(mut stop: watch::Receiver<()>) {
 
 /// True in the child process that should run `test`.
 fn is_child(test: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(test)
+    child::is_child(CHILD, test)
 }
 
 /// Runs the child test `test` of this binary alone, with every `LEAKCHECK*`
 /// variable of this process removed and `vars` set.
 fn run_child(test: &str, vars: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
-    command.args(["--exact", test, "--test-threads=1", "--nocapture"]);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("LEAKCHECK") {
-            command.env_remove(name);
-        }
-    }
-    command.env(CHILD, test).envs(vars.iter().copied());
-    command.output().expect("run the test binary")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    child::run_child(CHILD, test, vars)
 }
 
 /// The child ended by itself with `code`: no signal, no abort.

@@ -8,8 +8,9 @@
 //! subprocess) do nothing unless `LC_HOOK_CHILD` names them.
 #![cfg(all(target_os = "linux", target_env = "gnu", feature = "thread-hook"))]
 
+use child::text;
 use leakcheck::{leak_check, Kind, LeakReport, Options, State};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{mpsc, LazyLock, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -17,6 +18,9 @@ use std::time::Duration;
 /// The settle budget of checks expected to find a live thread.
 const SETTLE: Duration = Duration::from_millis(50);
 const CHILD: &str = "LC_HOOK_CHILD";
+
+#[path = "support/child.rs"]
+mod child;
 
 /// The line of the first occurrence of `marker` in this file.
 fn line_of(marker: &str) -> u32 {
@@ -314,27 +318,11 @@ fn parallel_leak_d() {
 // ---- the edges of a thread's life, in child processes ---------------------------------
 
 fn is_child(test: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(test)
+    child::is_child(CHILD, test)
 }
 
 fn run_child(test: &str, vars: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
-    command.args(["--exact", test, "--test-threads=1", "--nocapture"]);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("LEAKCHECK") {
-            command.env_remove(name);
-        }
-    }
-    command.env(CHILD, test).envs(vars.iter().copied());
-    command.output().expect("run the test binary")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    child::run_child(CHILD, test, vars)
 }
 
 #[test]
