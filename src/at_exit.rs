@@ -61,7 +61,7 @@ extern "C" fn run() {
     // A panic must not cross into libc; a failed check writes what it can.
     let outcome = std::panic::catch_unwind(check);
     if let Ok(Some(text)) = outcome {
-        write_stderr(text.as_bytes());
+        crate::sys::write_stderr(text.as_bytes());
         // SAFETY: ends the process at once with a failing status, which is
         // what this handler exists for.
         unsafe { libc::_exit(1) };
@@ -108,18 +108,6 @@ fn live_outside_background() -> Vec<std::sync::Arc<registry::Record>> {
     }
     out.retain(|record| !crate::probe::thread_hook::is_runtime_thread(record));
     out
-}
-
-#[cfg(unix)]
-fn write_stderr(mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: writes from a valid buffer of the given length to fd 2.
-        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
-        if n <= 0 {
-            return;
-        }
-        bytes = &bytes[n as usize..];
-    }
 }
 
 /// Turns on the whole-binary check at exit for this test binary: one line

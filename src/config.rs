@@ -31,6 +31,8 @@ pub(crate) enum BacktraceMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EnvConfig {
     pub(crate) enabled: bool,
+    /// `LEAKCHECK=warn`: checks report as usual and never fail a test.
+    pub(crate) warn: bool,
     pub(crate) settle: Option<Duration>,
     pub(crate) backtrace: BacktraceMode,
     pub(crate) detail: bool,
@@ -52,6 +54,7 @@ impl Default for EnvConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            warn: false,
             settle: None,
             backtrace: BacktraceMode::Site,
             detail: false,
@@ -88,7 +91,7 @@ const MAX_SETTLE_MS: u64 = 600_000;
 
 /// The variables leakcheck reads, with what each accepts.
 const VARIABLES: &[(&str, &str)] = &[
-    ("LEAKCHECK", "`on` or `off` (also `1` or `0`)"),
+    ("LEAKCHECK", "`on`, `off` (also `1` or `0`) or `warn`"),
     (
         "LEAKCHECK_SETTLE_MS",
         "a whole number of milliseconds from 0 to 600000",
@@ -159,7 +162,10 @@ impl EnvConfig {
                 }
             };
             match name {
-                "LEAKCHECK" => config.enabled = switch(name, &value)?,
+                "LEAKCHECK" => {
+                    config.warn = value == "warn";
+                    config.enabled = config.warn || switch(name, &value)?;
+                }
                 "LEAKCHECK_DETAIL" => config.detail = switch(name, &value)?,
                 "LEAKCHECK_AT_EXIT" => config.at_exit = switch(name, &value)?,
                 "LEAKCHECK_THREAD_HOOK" => config.thread_hook = switch(name, &value)?,
@@ -254,8 +260,12 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable_the_value_and_what_is_accepted() {
         let cases = [
-            ("LEAKCHECK", "", "`on` or `off`"),
-            ("LEAKCHECK", "yes", "`on` or `off`"),
+            ("LEAKCHECK", "", "`on`, `off` (also `1` or `0`) or `warn`"),
+            (
+                "LEAKCHECK",
+                "yes",
+                "`on`, `off` (also `1` or `0`) or `warn`",
+            ),
             ("LEAKCHECK_SETTLE_MS", "", "from 0 to 600000"),
             ("LEAKCHECK_SETTLE_MS", "-5", "from 0 to 600000"),
             (

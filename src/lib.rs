@@ -79,7 +79,7 @@
 //!
 //! | variable | values | effect |
 //! |---|---|---|
-//! | `LEAKCHECK` | `on` (default), `off` | `off` turns every check into a no-op, with one notice on stderr |
+//! | `LEAKCHECK` | `on` (default), `off`, `warn` | `off` turns every check into a no-op, with one notice on stderr; `warn` runs and reports every check but fails no test for a leak |
 //! | `LEAKCHECK_SETTLE_MS` | 0 to 600000 | the default settle budget (500 ms otherwise) |
 //! | `LEAKCHECK_BACKTRACE` | `off`, `site` (default), `full` | creation backtraces: none, one per call site per scope, or one per spawn |
 //! | `LEAKCHECK_DETAIL` | `off` (default), `on` | per-task tokio-metrics figures in reports, as [`Options::detailed`] |
@@ -164,24 +164,31 @@ pub mod __private {
 
     use crate::LeakGuard;
 
-    /// Checks a sync test's guard, panicking with the report on a leak.
+    /// Checks a sync test's guard, failing the test with the report on a
+    /// leak (printing it instead under `LEAKCHECK=warn`).
     #[track_caller]
     pub fn check_sync(guard: LeakGuard) {
         if let Err(report) = guard.check() {
-            report.publish();
-            panic!("{report}");
+            report.fail_test();
         }
     }
 
     /// Awaits an async test's check inside its runtime and publishes a
     /// failure's report. The expansion panics with it, so that the panic's
-    /// location is the test's, not this function's.
+    /// location is the test's, not this function's; under `LEAKCHECK=warn`
+    /// the report is printed here and the test passes.
     pub async fn check_async(guard: LeakGuard) -> Result<(), crate::LeakReport> {
-        let result = guard.check_async().await;
-        if let Err(report) = &result {
-            report.publish();
+        match guard.check_async().await {
+            Err(report) if crate::config::get().as_ref().is_ok_and(|c| c.warn) => {
+                report.fail_test();
+                Ok(())
+            }
+            Err(report) => {
+                report.publish();
+                Err(report)
+            }
+            Ok(()) => Ok(()),
         }
-        result
     }
 
     /// Prepares a runtime builder made by `#[leak_check]`.

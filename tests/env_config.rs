@@ -111,8 +111,18 @@ macro_rules! invalid_setting {
     };
 }
 
-invalid_setting!(leakcheck_yes, "LEAKCHECK", "yes", ["`on` or `off`"]);
-invalid_setting!(leakcheck_empty, "LEAKCHECK", "", ["`on` or `off`"]);
+invalid_setting!(
+    leakcheck_yes,
+    "LEAKCHECK",
+    "yes",
+    ["`on`, `off` (also `1` or `0`) or `warn`"]
+);
+invalid_setting!(
+    leakcheck_empty,
+    "LEAKCHECK",
+    "",
+    ["`on`, `off` (also `1` or `0`) or `warn`"]
+);
 invalid_setting!(
     settle_negative,
     "LEAKCHECK_SETTLE_MS",
@@ -445,7 +455,7 @@ fn every_variable_rejects_empty_garbage_negative_and_huge_values() {
         (
             "LEAKCHECK",
             &["-1", HUGE],
-            "`on` or `off` (also `1` or `0`)",
+            "`on`, `off` (also `1` or `0`) or `warn`",
         ),
         (
             "LEAKCHECK_SETTLE_MS",

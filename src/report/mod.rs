@@ -9,8 +9,9 @@ mod json;
 mod publish;
 mod site;
 mod straggler;
+mod summary;
 
-pub(crate) use group::{by_site, count_by_kind, human, write_group};
+pub(crate) use group::{by_site, count_by_kind, counted, human, write_group};
 pub use json::FORMAT_VERSION;
 pub(crate) use publish::publish;
 pub use site::Site;
@@ -20,6 +21,7 @@ pub use crate::capture::{Backtrace, Frame};
 pub use crate::registry::{Kind, State};
 
 use std::fmt;
+use std::io::Write as _;
 use std::time::Duration;
 
 /// The stragglers a failed check found, grouped by creation site when shown.
@@ -169,6 +171,26 @@ impl LeakReport {
         if let Ok(config) = crate::config::get() {
             publish(self, config);
         }
+        summary::record(self);
+    }
+
+    /// Fails the test with this report, as leakcheck does itself: publishes
+    /// it, then panics with it, or under `LEAKCHECK=warn` prints it to stderr
+    /// and returns, so that no test fails because of a leak.
+    #[track_caller]
+    pub(crate) fn fail_test(self) {
+        self.publish();
+        if crate::config::get()
+            .as_ref()
+            .is_ok_and(|config| config.warn)
+        {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{self}\nleakcheck: LEAKCHECK=warn, so this leak does not fail the test"
+            );
+            return;
+        }
+        panic!("{self}");
     }
 
     /// How many distinct creation sites the stragglers came from.

@@ -27,7 +27,7 @@ pub(crate) fn publish(report: &LeakReport, config: &EnvConfig) {
         // Workflow commands must start a line; libtest may have left one
         // open (`test name ... `).
         let _ = writeln!(out);
-        for line in annotations(report, root.as_deref()) {
+        for line in annotations(report, root.as_deref(), config.warn) {
             let _ = writeln!(out, "{line}");
         }
     }
@@ -71,8 +71,14 @@ pub(crate) fn file_stem(test: Option<&str>) -> String {
     format!("{}-{}", stem, std::process::id())
 }
 
-/// One `::error` workflow command per creation site.
-pub(crate) fn annotations(report: &LeakReport, repo_root: Option<&Path>) -> Vec<String> {
+/// One `::error` workflow command per creation site, or `::warning` when
+/// leaks do not fail tests (`LEAKCHECK=warn`).
+pub(crate) fn annotations(
+    report: &LeakReport,
+    repo_root: Option<&Path>,
+    warn: bool,
+) -> Vec<String> {
+    let level = if warn { "warning" } else { "error" };
     let test = report.test_name().unwrap_or("a test");
     let mut lines = Vec::new();
     for group in by_site(report.stragglers()) {
@@ -85,7 +91,7 @@ pub(crate) fn annotations(report: &LeakReport, repo_root: Option<&Path>) -> Vec<
             first.state()
         );
         lines.push(format!(
-            "::error file={},line={},col={},title={}::{}",
+            "::{level} file={},line={},col={},title={}::{}",
             escape_property(&file),
             group.location.line(),
             group.location.column(),
@@ -100,7 +106,7 @@ pub(crate) fn annotations(report: &LeakReport, repo_root: Option<&Path>) -> Vec<
             message.push_str(&format!(" besides {}", count_by_kind(report.stragglers())));
         }
         lines.push(format!(
-            "::error title={}::{}",
+            "::{level} title={}::{}",
             escape_property(&format!("leakcheck: untracked leak in {test}")),
             escape_data(&message)
         ));
