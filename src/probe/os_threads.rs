@@ -71,12 +71,6 @@ pub(crate) fn is_runtime_thread(tid: u32) -> bool {
         .is_some_and(|set| set.contains(&tid))
 }
 
-/// The name of thread `tid` of this process, as the kernel has it.
-pub(crate) fn thread_name(tid: u32) -> Option<String> {
-    let name = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
-    Some(name.trim_end().to_owned())
-}
-
 /// True on platforms where threads can be listed.
 pub(crate) const SUPPORTED: bool = cfg!(target_os = "linux");
 

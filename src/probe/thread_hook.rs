@@ -19,6 +19,9 @@
 //!
 //! A plain thread has no `#[track_caller]` location: its site is the first of
 //! the user's frames in its creation backtrace, resolved only for a report.
+//! Its name is the one it gives itself through `pthread_setname_np`, which
+//! the hook forwards the same way: that is how std names the threads it
+//! starts, and unlike the kernel's copy it is never the creator's.
 //!
 //! As a probe, it refines what the registry's view found: threads of tokio
 //! runtimes are the runtime's, never a test's (the blocking pool keeps an
@@ -95,9 +98,11 @@ pub(crate) fn is_runtime_thread(record: &Arc<Record>) -> bool {
 /// hooks or by the name std gave it. Also names the record after the
 /// thread, which std does only once the thread runs.
 ///
-/// A thread std did not name keeps the name of the thread that created it,
-/// so a name equal to that one says nothing: such a thread is judged by its
-/// creation backtrace, if it is still alive when the check reports.
+/// The name is the one the thread gave itself through `pthread_setname_np`,
+/// which the hook also sees, not the kernel's: Linux gives a new thread its
+/// creator's name, so an unnamed thread started from a tokio worker would
+/// look like tokio's, and a tokio thread started from a worker would look
+/// unnamed.
 fn belongs_to_a_runtime(record: &Arc<Record>) -> bool {
     // Not started yet: nothing to go on, so it is judged at the next look.
     let Some(tid) = record.tid.get() else {
@@ -106,12 +111,9 @@ fn belongs_to_a_runtime(record: &Arc<Record>) -> bool {
     if os_threads::is_runtime_thread(tid) {
         return true;
     }
-    let Some(name) = os_threads::thread_name(tid) else {
+    let Some(name) = imp::given_name(tid) else {
         return false;
     };
-    if imp::inherited_name(tid).as_deref() == Some(name.as_str()) {
-        return false;
-    }
     let runtime = os_threads::is_runtime_or_tool_thread(&name);
     let _ = record.name.set(name.into_boxed_str());
     runtime
@@ -197,7 +199,7 @@ mod imp {
     use parking_lot::Mutex;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
-    use std::ffi::c_void;
+    use std::ffi::{c_char, c_void, CStr};
     use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
     type StartRoutine = extern "C" fn(*mut c_void) -> *mut c_void;
@@ -224,22 +226,11 @@ mod imp {
         static OWN: RefCell<Option<Own>> = const { RefCell::new(None) };
     }
 
-    /// The name each hooked thread had when it started, which Linux copies
-    /// from the thread that created it: by tid, while the thread lives.
-    static INHERITED: Mutex<Option<HashMap<u32, String>>> = Mutex::new(None);
+    /// The names hooked threads gave themselves, by tid, while they live.
+    static NAMED: Mutex<Option<HashMap<u32, String>>> = Mutex::new(None);
 
-    pub(super) fn inherited_name(tid: u32) -> Option<String> {
-        INHERITED.lock().as_ref()?.get(&tid).cloned()
-    }
-
-    /// The calling thread's name as the kernel has it.
-    fn own_name() -> String {
-        let mut name = [0u8; 16];
-        // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, to a
-        // buffer of 16.
-        unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
-        let len = name.iter().position(|b| *b == 0).unwrap_or(name.len());
-        String::from_utf8_lossy(&name[..len]).into_owned()
+    pub(super) fn given_name(tid: u32) -> Option<String> {
+        NAMED.lock().as_ref()?.get(&tid).cloned()
     }
 
     /// What a hooked thread holds until it exits.
@@ -250,7 +241,7 @@ mod imp {
 
     impl Drop for Own {
         fn drop(&mut self) {
-            if let (Some(tid), Some(names)) = (self.tid, INHERITED.lock().as_mut()) {
+            if let (Some(tid), Some(names)) = (self.tid, NAMED.lock().as_mut()) {
                 names.remove(&tid);
             }
         }
@@ -360,6 +351,71 @@ mod imp {
         created
     }
 
+    type SetNameFn = unsafe extern "C" fn(libc::pthread_t, *const c_char) -> libc::c_int;
+
+    /// libc's `pthread_setname_np`: 0 before the look-up, 1 when it failed.
+    static REAL_SETNAME: AtomicUsize = AtomicUsize::new(0);
+
+    fn real_setname() -> Option<SetNameFn> {
+        let mut found = REAL_SETNAME.load(Ordering::Acquire);
+        if found == 0 {
+            // SAFETY: `RTLD_NEXT` with a NUL-terminated symbol name; the
+            // result is checked before use.
+            let symbol = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_setname_np".as_ptr()) };
+            found = if symbol.is_null() {
+                LOOKUP_FAILED
+            } else {
+                symbol as usize
+            };
+            REAL_SETNAME.store(found, Ordering::Release);
+        }
+        // SAFETY: a non-null result of looking up `pthread_setname_np` is
+        // libc's function of that name, whose signature `SetNameFn` spells.
+        (found != LOOKUP_FAILED).then(|| unsafe { std::mem::transmute::<usize, SetNameFn>(found) })
+    }
+
+    /// Names a thread: libc's `pthread_setname_np`, noting the name a hooked
+    /// thread gives itself, which is how std names the threads it starts.
+    ///
+    /// # Safety
+    ///
+    /// As for libc's `pthread_setname_np`, to which every argument is passed
+    /// on.
+    #[no_mangle]
+    pub unsafe extern "C" fn pthread_setname_np(
+        thread: libc::pthread_t,
+        name: *const c_char,
+    ) -> libc::c_int {
+        let Some(real) = real_setname() else {
+            return libc::ENOSYS;
+        };
+        // SAFETY: the caller's arguments, passed on unchanged.
+        let named = unsafe { real(thread, name) };
+        // SAFETY: `pthread_self` has no preconditions.
+        if named == 0 && !name.is_null() && thread == unsafe { libc::pthread_self() } {
+            // SAFETY: libc accepted `name`, so it is a NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(name) }
+                .to_string_lossy()
+                .into_owned();
+            let _ = std::panic::catch_unwind(|| note_name(name));
+        }
+        named
+    }
+
+    /// Notes the calling thread's name, if it is a hooked thread.
+    fn note_name(name: String) {
+        let tid = OWN
+            .try_with(|own| own.try_borrow().ok().and_then(|own| own.as_ref()?.tid))
+            .ok()
+            .flatten();
+        if let Some(tid) = tid {
+            NAMED
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .insert(tid, name);
+        }
+    }
+
     /// The new thread's first function: puts the creator's scope in place,
     /// hands the registration to a thread-local, and runs the thread's own
     /// start routine.
@@ -371,15 +427,8 @@ mod imp {
             arg,
             registration,
         } = *unsafe { Box::from_raw(start.cast::<Start>()) };
-        // The inherited name first: a look that finds the tid must find it.
-        let tid = crate::sys::current_tid();
-        if let Some(tid) = tid {
-            INHERITED
-                .lock()
-                .get_or_insert_with(HashMap::new)
-                .insert(tid, own_name());
-        }
         registration.record().tid.note_current();
+        let tid = registration.record().tid.get();
         scope::replace_context(registration.context());
         // The thread-local's destructor unregisters the thread when it
         // exits, whether the routine returns or calls `pthread_exit`.
@@ -407,7 +456,7 @@ mod imp {
         false
     }
 
-    pub(super) fn inherited_name(_: u32) -> Option<String> {
+    pub(super) fn given_name(_: u32) -> Option<String> {
         None
     }
 
