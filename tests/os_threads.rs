@@ -514,3 +514,31 @@ fn leakcheck_os_threads_on_overrides_parallel_tests() {
         &[("LEAKCHECK_OS_THREADS", "on")],
     );
 }
+
+/// Another test's harness thread, which has a guard of its own open, is not
+/// this test's leak, even when this test's check sees it appear.
+#[test]
+fn a_thread_with_a_guard_of_its_own_is_not_reported() {
+    let guard = Options::new().settle(SETTLE).os_threads(true).verify_none();
+    let (opened, has_opened) = mpsc::channel::<()>();
+    let (done, finish) = mpsc::channel::<()>();
+    let sibling = std::thread::Builder::new()
+        .name("lc-os-sibling".into())
+        .spawn(move || {
+            let _own = Options::new()
+                .settle(SETTLE)
+                .os_threads(false)
+                .verify_none();
+            opened.send(()).unwrap();
+            let _ = finish.recv();
+        })
+        .unwrap();
+    has_opened.recv().unwrap();
+    let (threads, text) = untracked(guard.check());
+    assert!(
+        threads.iter().all(|t| t.name() != "lc-os-sibling"),
+        "{text}"
+    );
+    drop(done);
+    sibling.join().unwrap();
+}
