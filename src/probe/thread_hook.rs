@@ -247,22 +247,29 @@ mod imp {
         }
     }
 
-    fn real() -> Option<CreateFn> {
-        let mut found = REAL.load(Ordering::Acquire);
+    /// The address of libc's own `name`, the next definition after this
+    /// crate's, looked up once and kept in `cache`.
+    fn next_definition(cache: &AtomicUsize, name: &CStr) -> Option<usize> {
+        let mut found = cache.load(Ordering::Acquire);
         if found == 0 {
             // SAFETY: `RTLD_NEXT` with a NUL-terminated symbol name; the
             // result is checked before use.
-            let symbol = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) };
+            let symbol = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
             found = if symbol.is_null() {
                 LOOKUP_FAILED
             } else {
                 symbol as usize
             };
-            REAL.store(found, Ordering::Release);
+            cache.store(found, Ordering::Release);
         }
-        // SAFETY: a non-null result of looking up `pthread_create` is libc's
-        // function of that name, whose signature `CreateFn` spells out.
-        (found != LOOKUP_FAILED).then(|| unsafe { std::mem::transmute::<usize, CreateFn>(found) })
+        (found != LOOKUP_FAILED).then_some(found)
+    }
+
+    fn real() -> Option<CreateFn> {
+        let found = next_definition(&REAL, c"pthread_create")?;
+        // SAFETY: the address is libc's `pthread_create`, whose signature
+        // `CreateFn` spells out.
+        Some(unsafe { std::mem::transmute::<usize, CreateFn>(found) })
     }
 
     pub(super) fn active() -> bool {
@@ -357,21 +364,10 @@ mod imp {
     static REAL_SETNAME: AtomicUsize = AtomicUsize::new(0);
 
     fn real_setname() -> Option<SetNameFn> {
-        let mut found = REAL_SETNAME.load(Ordering::Acquire);
-        if found == 0 {
-            // SAFETY: `RTLD_NEXT` with a NUL-terminated symbol name; the
-            // result is checked before use.
-            let symbol = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_setname_np".as_ptr()) };
-            found = if symbol.is_null() {
-                LOOKUP_FAILED
-            } else {
-                symbol as usize
-            };
-            REAL_SETNAME.store(found, Ordering::Release);
-        }
-        // SAFETY: a non-null result of looking up `pthread_setname_np` is
-        // libc's function of that name, whose signature `SetNameFn` spells.
-        (found != LOOKUP_FAILED).then(|| unsafe { std::mem::transmute::<usize, SetNameFn>(found) })
+        let found = next_definition(&REAL_SETNAME, c"pthread_setname_np")?;
+        // SAFETY: the address is libc's `pthread_setname_np`, whose
+        // signature `SetNameFn` spells out.
+        Some(unsafe { std::mem::transmute::<usize, SetNameFn>(found) })
     }
 
     /// Names a thread: libc's `pthread_setname_np`, noting the name a hooked

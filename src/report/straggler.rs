@@ -108,6 +108,23 @@ impl Straggler {
         self.record.hooked
     }
 
+    /// True when it was spawned through one of leakcheck's wrappers; false
+    /// for work seen only through tokio's task hooks or the thread hook,
+    /// such as a plain `std::thread::spawn` or a runtime's own thread that
+    /// has not named itself yet.
+    ///
+    /// ```
+    /// let before = leakcheck::snapshot();
+    /// let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    /// let worker = leakcheck::thread::spawn(move || { let _ = stopped.recv(); });
+    /// let snapshot = leakcheck::snapshot();
+    /// assert!(snapshot.entries().iter().any(|s| s.spawned_through_wrapper()));
+    /// # drop((before, stop)); worker.join().unwrap();
+    /// ```
+    pub fn spawned_through_wrapper(&self) -> bool {
+        !self.record.hooked
+    }
+
     /// Whether it is a task, a blocking task, a local task or a thread.
     pub fn kind(&self) -> Kind {
         self.record.kind
