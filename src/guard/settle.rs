@@ -114,6 +114,25 @@ impl<'a> Settle<'a> {
         }
     }
 
+    /// Keeps the stragglers that count: not ignored, and, when the check
+    /// blocks the runtime, not in a state that only says they could not run
+    /// (`cannot_run`). Returns them with how many were left unjudged.
+    fn judge(
+        &self,
+        observed: impl Iterator<Item = Straggler>,
+        cannot_run: &[State],
+    ) -> (Vec<Straggler>, usize) {
+        let mut unjudged = 0usize;
+        let stragglers = observed
+            .filter(|straggler| {
+                let blocked = self.runtime_blocked && cannot_run.contains(&straggler.state());
+                unjudged += usize::from(blocked);
+                !blocked && !self.options.ignores(straggler)
+            })
+            .collect();
+        (stragglers, unjudged)
+    }
+
     /// Looks once, without waiting, for a test that is already panicking.
     /// Work that could not run while the test unwound (tasks of the runtime
     /// this check blocks that were woken, not yet started, or seen only
@@ -124,23 +143,11 @@ impl<'a> Settle<'a> {
             runtime_blocked: self.runtime_blocked,
         };
         let now = Instant::now();
-        let mut unjudged = 0usize;
-        let stragglers: Vec<Straggler> = self
-            .probes
-            .look(&look)
-            .records
-            .into_iter()
-            .map(|record| Straggler::observe(record, now, None))
-            .filter(|straggler| {
-                let cannot_run = self.runtime_blocked
-                    && matches!(
-                        straggler.state(),
-                        State::Runnable | State::NotStarted | State::Unknown
-                    );
-                unjudged += usize::from(cannot_run);
-                !cannot_run && !self.options.ignores(straggler)
-            })
-            .collect();
+        let observed = self.probes.look(&look).records.into_iter();
+        let (stragglers, unjudged) = self.judge(
+            observed.map(|record| Straggler::observe(record, now, None)),
+            &[State::Runnable, State::NotStarted, State::Unknown],
+        );
         if stragglers.is_empty() {
             return None;
         }
@@ -186,20 +193,11 @@ impl<'a> Settle<'a> {
                 .collect();
         }
         let now = Instant::now();
-        let mut unjudged = 0usize;
-        let stragglers: Vec<Straggler> = records
-            .into_iter()
-            .map(|record| {
-                let polls = self.polls_at_start.get(&record.key()).copied();
-                Straggler::observe(record, now, polls.map(|polls| (polls, elapsed)))
-            })
-            .filter(|straggler| {
-                let cannot_run = self.runtime_blocked
-                    && matches!(straggler.state(), State::Runnable | State::NotStarted);
-                unjudged += usize::from(cannot_run);
-                !cannot_run && !self.options.ignores(straggler)
-            })
-            .collect();
+        let observed = records.into_iter().map(|record| {
+            let polls = self.polls_at_start.get(&record.key()).copied();
+            Straggler::observe(record, now, polls.map(|polls| (polls, elapsed)))
+        });
+        let (stragglers, unjudged) = self.judge(observed, &[State::Runnable, State::NotStarted]);
         if unjudged > 0 && stragglers.is_empty() && untracked_clean {
             crate::notice::Notice::WokenTasksNotJudged.print_once();
         }
