@@ -187,6 +187,18 @@ impl CreationBacktrace {
         }
     }
 
+    /// Whether the function that starts at `entry` was on the stack at the
+    /// capture. Compares the start addresses the unwinder noted while walking
+    /// the stack, so it resolves no symbol and costs nothing worth noting.
+    pub(crate) fn passed_through(&self, entry: usize) -> bool {
+        let inner = self.inner.lock();
+        inner
+            .0
+            .frames()
+            .iter()
+            .any(|frame| frame.symbol_address() as usize == entry)
+    }
+
     /// Resolves symbols on first call, then returns the cached frames.
     pub(crate) fn resolve(&self, shared: bool) -> Backtrace {
         let mut inner = self.inner.lock();

@@ -233,6 +233,72 @@ fn a_runtime_built_and_dropped_in_the_test_is_clean() {
     guard.check().expect("the runtime and its threads are gone");
 }
 
+/// A library-style helper that builds a runtime for its caller to keep.
+fn build_runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build() // BUILD: build_runtime
+        .expect("tokio builds the runtime")
+}
+
+/// A runtime the test built and kept past its check is the test's leak: its
+/// workers are reported, at the line that built it.
+#[test]
+fn a_runtime_built_in_the_test_and_kept_alive_is_reported() {
+    let guard = Options::new().settle(SETTLE).verify_none();
+    let runtime = build_runtime(2);
+    runtime.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    let report = guard.check().expect_err("the runtime outlives the check");
+    let text = report.to_string();
+    assert!(
+        text.contains(
+            "note: 2 of these threads are workers of a tokio runtime built during the test"
+        ),
+        "{text}"
+    );
+    assert_eq!(report.stragglers().len(), 2, "{text}");
+    for straggler in report.stragglers() {
+        assert_eq!(straggler.kind(), Kind::Thread, "{text}");
+        assert!(
+            straggler.name().is_some_and(|n| n.starts_with("tokio-")),
+            "{text}"
+        );
+        let site = straggler.location();
+        assert_eq!(site.file(), "tests/thread_hook.rs", "{text}");
+        assert_eq!(site.line(), line_of("BUILD: build_runtime"), "{text}");
+    }
+    drop(runtime);
+}
+
+/// Its blocking threads, idle after their task, are not: only the workers
+/// stand for the runtime.
+#[test]
+fn a_kept_runtime_is_reported_by_its_workers_alone() {
+    let runtime = build_runtime(1);
+    let guard = Options::new().settle(SETTLE).verify_none();
+    runtime.block_on(async { tokio::task::spawn_blocking(|| ()).await.unwrap() });
+    guard
+        .check()
+        .expect("built before the guard: the blocking thread is the runtime's");
+    drop(runtime);
+}
+
+/// A check that runs on a runtime built after its guard opened does not
+/// blame that runtime: it is still in use, by the check itself.
+#[test]
+fn a_check_on_a_runtime_built_after_its_guard_is_clean() {
+    let guard = Options::new().settle(SETTLE).verify_none();
+    let runtime = build_runtime(2);
+    runtime.block_on(async move {
+        tokio::spawn(async {}).await.unwrap();
+        guard
+            .check_async()
+            .await
+            .expect("the runtime the check runs on is in use");
+    });
+}
+
 // ---- process-wide work started lazily ------------------------------------------------
 
 static SHARED_RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {

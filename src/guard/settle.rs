@@ -228,6 +228,7 @@ impl<'a> Settle<'a> {
             }
             let mut report = LeakReport::new(self.test.map(str::to_owned), stragglers, elapsed);
             report.set_untracked(untracked_tasks, untracked_threads);
+            self.probes.explain(&mut report);
             if accepted > 0 {
                 report.add_note(format!(
                     "{accepted} untracked task(s) on this runtime were accepted by \

@@ -107,6 +107,10 @@ pub(crate) trait Probe: Sized {
     /// leak. Called once, when the check is about to report.
     fn excuse(&mut self, _stragglers: &mut Vec<Straggler>) {}
 
+    /// Adds a note to a report about to be returned, on what this probe
+    /// found when it looked closer in [`excuse`](Probe::excuse).
+    fn explain(&self, _report: &mut LeakReport) {}
+
     /// Adds what only this probe knows to a report about to be returned by an
     /// async check.
     fn annotate(&self, _report: &mut LeakReport) -> impl Future<Output = ()> + Send {
@@ -154,6 +158,12 @@ macro_rules! probes {
             pub(crate) fn excuse(&mut self, stragglers: &mut Vec<Straggler>) {
                 $(if let Some(probe) = &mut self.$field {
                     probe.excuse(stragglers);
+                })*
+            }
+
+            pub(crate) fn explain(&self, report: &mut LeakReport) {
+                $(if let Some(probe) = &self.$field {
+                    probe.explain(report);
                 })*
             }
 

@@ -25,7 +25,9 @@
 //!
 //! As a probe, it refines what the registry's view found: threads of tokio
 //! runtimes are the runtime's, never a test's (the blocking pool keeps an
-//! idle thread for seconds after `spawn_blocking` returns), and a thread
+//! idle thread for seconds after `spawn_blocking` returns), unless the test
+//! built that runtime and it outlives the test: then its workers are
+//! reported, at the line that built it. A thread
 //! that process-wide lazy initialisation started (a `OnceLock`, `LazyLock`
 //! or `Once`, such as rayon's global pool) outlives the test that touched it
 //! first without being its leak.
@@ -33,7 +35,7 @@
 use super::{os_threads, Alive, Look, Opening, Probe};
 use crate::notice::Notice;
 use crate::registry::{Kind, Record};
-use crate::report::Straggler;
+use crate::report::{LeakReport, Straggler};
 use std::sync::Arc;
 
 /// Whether plain threads are seen in this process.
@@ -48,11 +50,14 @@ pub(crate) fn not_hooked<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// The probe: leaves out the threads that are never a test's leak.
-pub(crate) struct ThreadHook;
+pub(crate) struct ThreadHook {
+    /// Workers of runtimes the test built and kept, found by `excuse`.
+    runtime_workers: usize,
+}
 
 impl Probe for ThreadHook {
     fn open(_: &Opening<'_>) -> Option<Self> {
-        active().then_some(ThreadHook)
+        active().then_some(ThreadHook { runtime_workers: 0 })
     }
 
     fn look(&mut self, _: &Look<'_>, alive: &mut Alive) {
@@ -61,25 +66,43 @@ impl Probe for ThreadHook {
         let me = crate::sys::current_tid();
         alive.records.retain(|record| {
             let checking = is_hooked_thread(record) && me.is_some() && record.tid.get() == me;
-            !checking && !is_runtime_thread(record)
+            !checking && (!is_runtime_thread(record) || outlives_the_test(record))
         });
     }
 
     fn excuse(&mut self, stragglers: &mut Vec<Straggler>) {
+        self.runtime_workers = 0;
         stragglers.retain(|straggler| {
             if !is_hooked_thread(straggler.record()) {
+                return true;
+            }
+            if started_by_lazy_init(straggler) {
+                Notice::ProcessWideThread.print_once();
+                return false;
+            }
+            // A worker of a runtime that the test built and did not drop:
+            // the runtime is the leak, reported where it was built.
+            if outlives_the_test(straggler.record()) {
+                self.runtime_workers += 1;
                 return true;
             }
             // A runtime's thread that its name did not give away.
             if started_by_a_runtime(straggler) {
                 return false;
             }
-            if started_by_lazy_init(straggler) {
-                Notice::ProcessWideThread.print_once();
-                return false;
-            }
             true
         });
+    }
+
+    fn explain(&self, report: &mut LeakReport) {
+        if self.runtime_workers > 0 {
+            report.add_note(format!(
+                "{} of these threads are workers of a tokio runtime built during the test and \
+                 still alive at its check, shown where it was built: drop the runtime (or call \
+                 `shutdown_timeout`) before the test ends",
+                self.runtime_workers
+            ));
+        }
     }
 }
 
@@ -117,6 +140,36 @@ fn belongs_to_a_runtime(record: &Arc<Record>) -> bool {
     let runtime = os_threads::is_runtime_or_tool_thread(&name);
     let _ = record.name.set(name.into_boxed_str());
     runtime
+}
+
+/// Whether the thread is a worker of a multi-thread runtime built while its
+/// scope was current: `Builder::build` starts the workers, which then live
+/// exactly as long as the runtime, so one still alive once the check has
+/// settled means the runtime outlived the test. The runtime's blocking
+/// threads are started later, by `spawn_blocking`, and idle on for seconds
+/// after their last task; they are never taken for this.
+///
+/// The test compares the entry address of `Builder::build` with those the
+/// unwinder noted in the creation backtrace: no symbol is resolved, so a
+/// clean check pays nothing for it.
+fn builds_a_runtime(record: &Record) -> bool {
+    type Build = fn(&mut tokio::runtime::Builder) -> std::io::Result<tokio::runtime::Runtime>;
+    let build = tokio::runtime::Builder::build as Build as usize;
+    is_hooked_thread(record)
+        && record
+            .backtrace
+            .as_ref()
+            .is_some_and(|captured| captured.trace.passed_through(build))
+}
+
+/// Whether `record` is a worker of a runtime built during the test that is
+/// not the runtime the check itself runs on.
+fn outlives_the_test(record: &Record) -> bool {
+    builds_a_runtime(record) && {
+        let checking_on = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+        let built = record.tid.get().and_then(imp::creators_runtime);
+        checking_on.is_none() || built != checking_on
+    }
 }
 
 /// Whether tokio's blocking pool, which starts every thread of a runtime,
@@ -226,11 +279,26 @@ mod imp {
         static OWN: RefCell<Option<Own>> = const { RefCell::new(None) };
     }
 
-    /// The names hooked threads gave themselves, by tid, while they live.
-    static NAMED: Mutex<Option<HashMap<u32, String>>> = Mutex::new(None);
+    /// What is known of hooked threads beyond their records, by tid, while
+    /// they live.
+    static SEEN: Mutex<Option<HashMap<u32, Seen>>> = Mutex::new(None);
+
+    #[derive(Default)]
+    struct Seen {
+        /// The name the thread gave itself.
+        name: Option<String>,
+        /// The runtime whose context the creating thread was in, which for
+        /// a runtime's workers is that runtime: `Builder::build` enters it
+        /// to start them.
+        runtime: Option<tokio::runtime::Id>,
+    }
 
     pub(super) fn given_name(tid: u32) -> Option<String> {
-        NAMED.lock().as_ref()?.get(&tid).cloned()
+        SEEN.lock().as_ref()?.get(&tid)?.name.clone()
+    }
+
+    pub(super) fn creators_runtime(tid: u32) -> Option<tokio::runtime::Id> {
+        SEEN.lock().as_ref()?.get(&tid)?.runtime
     }
 
     /// What a hooked thread holds until it exits.
@@ -241,8 +309,8 @@ mod imp {
 
     impl Drop for Own {
         fn drop(&mut self) {
-            if let (Some(tid), Some(names)) = (self.tid, NAMED.lock().as_mut()) {
-                names.remove(&tid);
+            if let (Some(tid), Some(seen)) = (self.tid, SEEN.lock().as_mut()) {
+                seen.remove(&tid);
             }
         }
     }
@@ -299,6 +367,7 @@ mod imp {
         routine: StartRoutine,
         arg: *mut c_void,
         registration: Registration,
+        runtime: Option<tokio::runtime::Id>,
     }
 
     /// Registers a thread about to be created, if it is a test's.
@@ -312,10 +381,14 @@ mod imp {
             location: None,
             handle: None,
         });
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|handle| handle.id());
         Some(Box::new(Start {
             routine,
             arg,
             registration,
+            runtime,
         }))
     }
 
@@ -405,10 +478,12 @@ mod imp {
             .ok()
             .flatten();
         if let Some(tid) = tid {
-            NAMED
-                .lock()
+            let mut seen = SEEN.lock();
+            let seen = seen
                 .get_or_insert_with(HashMap::new)
-                .insert(tid, name);
+                .entry(tid)
+                .or_default();
+            seen.name = Some(name);
         }
     }
 
@@ -422,9 +497,20 @@ mod imp {
             routine,
             arg,
             registration,
+            runtime,
         } = *unsafe { Box::from_raw(start.cast::<Start>()) };
         registration.record().tid.note_current();
         let tid = registration.record().tid.get();
+        if let (Some(tid), Some(runtime)) = (tid, runtime) {
+            let mut seen = SEEN.lock();
+            seen.get_or_insert_with(HashMap::new).insert(
+                tid,
+                Seen {
+                    name: None,
+                    runtime: Some(runtime),
+                },
+            );
+        }
         scope::replace_context(registration.context());
         // The thread-local's destructor unregisters the thread when it
         // exits, whether the routine returns or calls `pthread_exit`.
@@ -453,6 +539,10 @@ mod imp {
     }
 
     pub(super) fn given_name(_: u32) -> Option<String> {
+        None
+    }
+
+    pub(super) fn creators_runtime(_: u32) -> Option<tokio::runtime::Id> {
         None
     }
 
