@@ -99,7 +99,7 @@ impl Probe for ThreadHook {
             report.add_note(format!(
                 "{} of these threads are workers of a tokio runtime built during the test and \
                  still alive at its check, shown where it was built: drop the runtime (or call \
-                 `shutdown_timeout`) before the test ends",
+                 `shutdown_timeout`) before the check",
                 self.runtime_workers
             ));
         }
