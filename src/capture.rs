@@ -110,7 +110,7 @@ pub(crate) fn display_path(path: &Path) -> std::borrow::Cow<'_, str> {
 /// working directory is the package root, and the workspace root is the
 /// nearest directory at or above it whose `Cargo.toml` has a `[workspace]`
 /// table (the package root itself when there is none).
-fn workspace_root() -> Option<&'static Path> {
+pub(crate) fn workspace_root() -> Option<&'static Path> {
     static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     ROOT.get_or_init(|| {
         let cwd = std::env::current_dir().ok()?;

@@ -48,6 +48,21 @@ pub(crate) struct EnvConfig {
     pub(crate) os_threads: Option<bool>,
     /// `LEAKCHECK_THREAD_HOOK`: see threads created by any code.
     pub(crate) thread_hook: bool,
+    /// `LEAKCHECK_IGNORE_FILE`: the project's ignore file.
+    pub(crate) ignore_file: IgnoreFile,
+}
+
+/// Which project ignore file the checks read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum IgnoreFile {
+    /// `leakcheck.ignore` at the workspace root, if there is one.
+    #[default]
+    Found,
+    /// This file, which must exist; relative paths are from the workspace
+    /// root.
+    At(PathBuf),
+    /// None: every leak is reported, accepted or not.
+    Off,
 }
 
 impl Default for EnvConfig {
@@ -64,6 +79,7 @@ impl Default for EnvConfig {
             at_exit: false,
             os_threads: None,
             thread_hook: true,
+            ignore_file: IgnoreFile::Found,
         }
     }
 }
@@ -108,6 +124,10 @@ const VARIABLES: &[(&str, &str)] = &[
         "`auto` (on when one test runs at a time), `on` or `off` (also `1` or `0`)",
     ),
     ("LEAKCHECK_THREAD_HOOK", "`on` or `off` (also `1` or `0`)"),
+    (
+        "LEAKCHECK_IGNORE_FILE",
+        "a file path (relative paths are from the workspace root), or `off`",
+    ),
 ];
 
 fn accepted(var: &str) -> &'static str {
@@ -180,6 +200,13 @@ impl EnvConfig {
                         return Err(invalid(name, &value));
                     }
                     config.report_dir = Some(PathBuf::from(value));
+                }
+                "LEAKCHECK_IGNORE_FILE" => {
+                    config.ignore_file = match value.as_str() {
+                        "off" => IgnoreFile::Off,
+                        v if v.trim().is_empty() => return Err(invalid(name, &value)),
+                        v => IgnoreFile::At(PathBuf::from(v)),
+                    }
                 }
                 "LEAKCHECK_SETTLE_MS" => {
                     let ms = Some(value.as_str())

@@ -87,6 +87,7 @@
 //! | `LEAKCHECK_THREAD_HOOK` | `on` (default), `off` | the thread hook: every plain thread charged to the test that started it (Linux, glibc, the `thread-hook` feature) |
 //! | `LEAKCHECK_REPORT_DIR` | a directory | each test leakcheck fails writes its JSON report there ([`LeakReport::publish`]) |
 //! | `LEAKCHECK_AT_EXIT` | `off` (default), `on` | the whole-binary check at exit, as [`check_at_exit!`] |
+//! | `LEAKCHECK_IGNORE_FILE` | a path, or `off` | the project's ignore file: `leakcheck.ignore` at the workspace root by default, one rule per line (`name NAME`, `location FILE[:LINE[:COL]]`, `frame PART_OF_A_PATH`), used by every check |
 //!
 //! An invalid value, or an unknown `LEAKCHECK_*` variable, makes every guard
 //! panic with a message naming it.
@@ -104,7 +105,8 @@ mod sys;
 // The records of live work, with their creation backtraces:
 mod capture;
 mod registry;
-// What a report says about them:
+// What a report says about them, and which of them a project accepts:
+mod ignore;
 pub mod report;
 // The ways a check sees live work, one file each:
 mod probe;

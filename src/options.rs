@@ -3,6 +3,7 @@
 //! Plain settings: the guard reads them, and [`Options::verify_none`], which
 //! opens a guard with them, lives with the guard.
 
+use crate::ignore::{self, LocationPattern, Rule, LOCATION_FORMS};
 use crate::report::Straggler;
 use std::fmt;
 use std::sync::Arc;
@@ -41,18 +42,14 @@ pub struct Options {
 
 #[derive(Clone)]
 enum Ignore {
-    Name(String),
-    Location(LocationPattern),
-    Frame(String),
+    Rule(Rule),
     If(Arc<dyn Fn(&Straggler) -> bool + Send + Sync>),
 }
 
 impl fmt::Debug for Ignore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Ignore::Name(name) => write!(f, "Name({name:?})"),
-            Ignore::Location(pattern) => write!(f, "Location({pattern:?})"),
-            Ignore::Frame(frame) => write!(f, "Frame({frame:?})"),
+            Ignore::Rule(rule) => write!(f, "{rule:?}"),
             Ignore::If(_) => f.write_str("If(..)"),
         }
     }
@@ -160,12 +157,10 @@ impl Options {
     /// ```
     pub fn ignore_name(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
-        assert!(
-            !name.is_empty() && name != "*",
-            "leakcheck: ignore_name({name:?}) would match no name or every name; \
-             pass a task or thread name, or a prefix followed by `*`"
-        );
-        self.ignores.push(Ignore::Name(name));
+        match Rule::name(&name) {
+            Ok(rule) => self.ignores.push(Ignore::Rule(rule)),
+            Err(why) => panic!("leakcheck: ignore_name({name:?}) is invalid: {why}"),
+        }
         self
     }
 
@@ -183,9 +178,12 @@ impl Options {
     /// # guard.check().unwrap();
     /// ```
     pub fn ignore_location(mut self, pattern: impl AsRef<str>) -> Self {
-        match LocationPattern::parse(pattern.as_ref()) {
-            Ok(pattern) => self.ignores.push(Ignore::Location(pattern)),
-            Err(message) => panic!("{message}"),
+        let pattern = pattern.as_ref();
+        match LocationPattern::parse(pattern) {
+            Ok(pattern) => self.ignores.push(Ignore::Rule(Rule::Location(pattern))),
+            Err(why) => panic!(
+                "leakcheck: ignore_location({pattern:?}) is invalid: {why}; expected {LOCATION_FORMS}"
+            ),
         }
         self
     }
@@ -204,11 +202,10 @@ impl Options {
     /// ```
     pub fn ignore_frame(mut self, pattern: impl Into<String>) -> Self {
         let pattern = pattern.into();
-        assert!(
-            !pattern.is_empty(),
-            "leakcheck: ignore_frame(\"\") would match every frame; pass part of a function path"
-        );
-        self.ignores.push(Ignore::Frame(pattern));
+        match Rule::frame(&pattern) {
+            Ok(rule) => self.ignores.push(Ignore::Rule(rule)),
+            Err(why) => panic!("leakcheck: ignore_frame({pattern:?}) is invalid: {why}"),
+        }
         self
     }
 
@@ -277,123 +274,12 @@ impl Options {
         self.ignore_untracked_tasks
     }
 
-    /// Whether any ignore rule matches `straggler`.
+    /// Whether any ignore rule, these options' own or the project's ignore
+    /// file's, matches `straggler`.
     pub(crate) fn ignores(&self, straggler: &Straggler) -> bool {
         self.ignores.iter().any(|ignore| match ignore {
-            Ignore::Name(pattern) => straggler
-                .name()
-                .is_some_and(|name| name_matches(pattern, name)),
-            Ignore::Location(pattern) => pattern.matches(straggler.location()),
-            Ignore::Frame(pattern) => straggler
-                .backtrace()
-                .is_some_and(|trace| trace.mentions(pattern)),
+            Ignore::Rule(rule) => rule.matches(straggler),
             Ignore::If(predicate) => predicate(straggler),
-        })
-    }
-}
-
-fn name_matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => name == pattern,
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct LocationPattern {
-    file: String,
-    line: Option<u32>,
-    column: Option<u32>,
-}
-
-impl LocationPattern {
-    fn parse(pattern: &str) -> Result<Self, String> {
-        let bad = |why: &str| {
-            format!(
-                "leakcheck: ignore_location({pattern:?}) is invalid: {why}; \
-                 expected `file`, `file:line` or `file:line:col`, e.g. \"src/pool.rs:88\""
-            )
-        };
-        let mut parts = pattern.rsplitn(3, ':').collect::<Vec<_>>();
-        parts.reverse();
-        // Trailing numeric parts are line and column; anything else is file.
-        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let (file, line, column) = match parts.as_slice() {
-            [file, line, column] if numeric(line) && numeric(column) => {
-                (file.to_string(), Some(*line), Some(*column))
-            }
-            [head @ .., line] if numeric(line) => (head.join(":"), Some(*line), None),
-            _ => (pattern.to_owned(), None, None),
-        };
-        if file.is_empty() {
-            return Err(bad("the file part is empty"));
-        }
-        let number = |s: Option<&str>, what: &str| -> Result<Option<u32>, String> {
-            s.map(|s| {
-                s.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    bad(&format!(
-                        "the {what} must be a number from 1 to {}",
-                        u32::MAX
-                    ))
-                })
-            })
-            .transpose()
-        };
-        Ok(Self {
-            line: number(line, "line")?,
-            column: number(column, "column")?,
-            file,
-        })
-    }
-
-    fn matches(&self, location: &crate::report::Site) -> bool {
-        let file = location.file();
-        let file_matches = file == self.file
-            || file
-                .strip_suffix(self.file.as_str())
-                .is_some_and(|rest| rest.ends_with('/') || rest.ends_with('\\'));
-        file_matches
-            && self.line.is_none_or(|line| line == location.line())
-            && self.column.is_none_or(|column| column == location.column())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn location_patterns_parse_and_match() {
-        let here = &crate::report::Site::from(std::panic::Location::caller());
-        let file = here.file();
-        let line = here.line();
-        assert!(LocationPattern::parse(file).unwrap().matches(here));
-        assert!(LocationPattern::parse("options.rs").unwrap().matches(here));
-        assert!(!LocationPattern::parse("ptions.rs").unwrap().matches(here));
-        let with_line = LocationPattern::parse(&format!("{file}:{line}")).unwrap();
-        assert!(with_line.matches(here));
-        let wrong_line = LocationPattern::parse(&format!("{file}:{}", line + 1)).unwrap();
-        assert!(!wrong_line.matches(here));
-        let full = format!("{file}:{line}:{}", here.column());
-        assert!(LocationPattern::parse(&full).unwrap().matches(here));
-    }
-
-    #[test]
-    fn bad_location_patterns_explain_what_is_accepted() {
-        for bad in ["", ":12", "src/a.rs:0", "src/a.rs:99999999999"] {
-            let message = LocationPattern::parse(bad).unwrap_err();
-            assert!(
-                message.contains("`file`, `file:line` or `file:line:col`"),
-                "{message}"
-            );
-        }
-    }
-
-    #[test]
-    fn names_match_exactly_or_by_prefix() {
-        assert!(name_matches("reaper", "reaper"));
-        assert!(!name_matches("reaper", "reaper-2"));
-        assert!(name_matches("pool-*", "pool-7"));
-        assert!(!name_matches("pool-*", "spool-7"));
+        }) || ignore::file::accepts(straggler)
     }
 }

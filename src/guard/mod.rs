@@ -102,6 +102,9 @@ impl LeakGuard {
             Notice::Disabled.print_once();
             return Self { armed: None };
         }
+        if let Err(error) = crate::ignore::file::project() {
+            panic!("{error}");
+        }
         registry::start_tracking();
         let thread_name = std::thread::current().name().map(str::to_owned);
         let scope = Scope::open_guard(thread_name, options.is_detailed(config.detail));
