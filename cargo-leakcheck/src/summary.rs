@@ -296,11 +296,15 @@ pub fn suspension_point(trace: &str, cwd: Option<&Path>) -> Option<String> {
 }
 
 /// A frame of the user's code: it has a file, outside the Rust library's
-/// sources and cargo's registry and git caches.
+/// sources and cargo's registry and git caches, and is not leakcheck's task
+/// wrapper (which is the user's own path dependency in leakcheck's tests).
 fn is_users(frame: &str) -> bool {
-    let Some((_, place)) = frame.split_once(" at ") else {
+    let Some((function, place)) = frame.split_once(" at ") else {
         return false;
     };
+    if function.trim_start_matches('<').starts_with("leakcheck::") {
+        return false;
+    }
     let place = place.replace('\\', "/");
     !(place.starts_with("/rustc/")
         || place.contains("/lib/rustlib/")
@@ -439,43 +443,76 @@ mod tests {
         );
     }
 
-    /// Shaped as tokio prints a task's trace: a tree from the task's future
-    /// down, `├╼`/`└╼` and no-break spaces, names without their last
-    /// segment, absolute paths.
+    /// Two tasks' traces as tokio 1.54 printed them: a tree from the task's
+    /// future down, `├╼`/`└╼` and no-break spaces, each name without its
+    /// last segment. `serve` calls `handle`, whose `select!` waits on a
+    /// ticker and on `next_line`; the other task waits in `next_line` only.
     const DUMP: &str = "\
-╼\u{a0}service::serve at /home/me/svc/src/service.rs:40:9
-\u{a0}\u{a0}└╼\u{a0}service::handle at /home/me/svc/src/service.rs:61:30
-\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}├╼\u{a0}service::next_line at /home/me/svc/src/service.rs:88:14
-\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}│\u{a0}\u{a0}└╼\u{a0}<tokio::io::util::read_line::ReadLine<R> as core::future::future::Future> at /home/me/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/io/util/read_line.rs:50:9
-\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<tokio::time::sleep::Sleep as core::future::future::Future> at /home/me/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/sleep.rs:453:22";
+╼\u{a0}dumpx::serve at /tmp/dumpx/src/main.rs:20:16
+\u{a0}\u{a0}└╼\u{a0}dumpx::handle at /tmp/dumpx/src/main.rs:12:9
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<core::future::poll_fn::PollFn<F> as core::future::future::Future> at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/future/poll_fn.rs:151:9
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}├╼\u{a0}dumpx::handle::{{closure}} at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/macros/select.rs:710:49
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}│\u{a0}\u{a0}└╼\u{a0}<&mut F as core::future::future::Future> at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/future/future.rs:121:9
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}│\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<core::pin::Pin<P> as core::future::future::Future> at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/future/future.rs:133:9
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}│\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}dumpx::next_line at /tmp/dumpx/src/main.rs:5:16
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}│\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<tokio::sync::oneshot::Receiver<T> as core::future::future::Future> at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/sync/oneshot.rs:1287:36
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}│\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}tokio::sync::oneshot::Inner<T> at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/sync/oneshot.rs:1318:16
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}dumpx::handle::{{closure}} at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/macros/select.rs:710:49
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}tokio::time::interval::Interval::tick at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/interval.rs:442:17
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<core::future::poll_fn::PollFn<F> as core::future::future::Future> at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/future/poll_fn.rs:151:9
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}tokio::time::interval::Interval::tick::{{closure}} at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/interval.rs:440:41
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}tokio::time::interval::Interval at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/interval.rs:459:42
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<core::pin::Pin<P> as core::future::future::Future> at /rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/future/future.rs:133:9
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<tokio::time::sleep::Sleep as core::future::future::Future> at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/sleep.rs:457:27
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}tokio::time::sleep::Sleep at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/sleep.rs:384:16";
+    const DUMP_ONE_BRANCH: &str = "\
+╼\u{a0}dumpx::main::{{closure}} at /tmp/dumpx/src/main.rs:29:50
+\u{a0}\u{a0}└╼\u{a0}dumpx::next_line at /tmp/dumpx/src/main.rs:5:16
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}<tokio::sync::oneshot::Receiver<T> as core::future::future::Future> at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/sync/oneshot.rs:1287:36
+\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}\u{a0}└╼\u{a0}tokio::sync::oneshot::Inner<T> at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/sync/oneshot.rs:1318:16";
 
     #[test]
     fn the_suspension_point_is_the_deepest_user_frame_every_branch_shares() {
+        let cwd = Some(Path::new("/tmp/dumpx"));
         assert_eq!(
-            suspension_point(DUMP, Some(Path::new("/home/me/svc"))).as_deref(),
-            Some("service::handle at src/service.rs:61:30")
+            suspension_point(DUMP, cwd).as_deref(),
+            Some("dumpx::handle at src/main.rs:12:9")
         );
-        let one_branch: String = DUMP.lines().take(4).collect::<Vec<_>>().join("\n");
         assert_eq!(
-            suspension_point(&one_branch, None).as_deref(),
-            Some("service::next_line at /home/me/svc/src/service.rs:88:14")
+            suspension_point(DUMP_ONE_BRANCH, None).as_deref(),
+            Some("dumpx::next_line at /tmp/dumpx/src/main.rs:5:16")
         );
-        let only_tokio = DUMP.lines().nth(3).unwrap().trim_start_matches('\u{a0}');
+        // The select! branch that waits on `next_line`, alone.
+        let branch: Vec<&str> = DUMP.lines().take(9).collect();
+        assert!(branch[8].contains("oneshot::Inner"), "{branch:#?}");
+        assert_eq!(
+            suspension_point(&branch.join("\n"), cwd).as_deref(),
+            Some("dumpx::next_line at src/main.rs:5:16")
+        );
+        // leakcheck's wrapper is never the answer, even as a path dependency.
+        let wrapped = "╼\u{a0}<leakcheck::task::Tracked<F> as core::future::future::Future> at /ws/src/task.rs:80:9
+\u{a0}\u{a0}├╼\u{a0}app::read at /ws/app/src/lib.rs:3:5
+\u{a0}\u{a0}└╼\u{a0}app::write at /ws/app/src/lib.rs:9:5";
+        assert_eq!(suspension_point(wrapped, None), None);
+        let only_tokio = DUMP_ONE_BRANCH.lines().last().unwrap();
         assert_eq!(suspension_point(only_tokio, None), None);
         assert_eq!(suspension_point("", None), None);
     }
 
     #[test]
     fn a_site_line_shows_where_its_tasks_are_suspended() {
-        let mut reports = vec![report(
-            "a",
-            vec![leak("task", "src/service.rs", 40, "waiting")],
-        )];
+        let mut reports = vec![
+            report("a", vec![leak("task", "src/main.rs", 28, "waiting")]),
+            report("b", vec![leak("task", "src/main.rs", 28, "waiting")]),
+            report("c", vec![leak("task", "src/main.rs", 28, "waiting")]),
+        ];
         reports[0].leaks[0].suspended_at = Some(DUMP.to_owned());
+        reports[1].leaks[0].suspended_at = Some(DUMP.to_owned());
+        reports[2].leaks[0].suspended_at = Some(DUMP_ONE_BRANCH.to_owned());
         assert_eq!(
-            lines(&Summary::of(&reports, Some(Path::new("/home/me/svc"))))[1],
-            "  1 test, 1 task spawned at src/service.rs:40:5 \
-             (state: waiting; suspended in service::handle at src/service.rs:61:30)"
+            lines(&Summary::of(&reports, Some(Path::new("/tmp/dumpx"))))[1],
+            "  3 tests, 3 tasks spawned at src/main.rs:28:5 \
+             (state: waiting; suspended in dumpx::handle at src/main.rs:12:9)"
         );
     }
 }
