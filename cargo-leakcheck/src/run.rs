@@ -48,7 +48,8 @@ pub fn run(runner: Runner, args: Vec<OsString>) -> Result<i32, Failure> {
         |name| std::env::var_os(name),
         &vars,
         &rustflags::config_files(&cwd, cargo_home.as_deref()),
-    );
+    )
+    .map_err(Failure)?;
 
     let mut command = Command::new(&cargo);
     command.args(runner.cargo_args());

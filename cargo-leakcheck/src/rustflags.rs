@@ -26,12 +26,13 @@ pub struct Plan {
     pub said: String,
 }
 
-/// Plans the change, given the environment and cargo's config files.
+/// Plans the change, given the environment and cargo's config files. The
+/// error names a config file whose rustflags cargo could not join with it.
 pub fn plan(
     var: impl Fn(&str) -> Option<OsString>,
     vars: &[String],
     config_files: &[PathBuf],
-) -> Plan {
+) -> Result<Plan, String> {
     if let Some(encoded) = var("CARGO_ENCODED_RUSTFLAGS") {
         let text = encoded.to_string_lossy().into_owned();
         let flags: Vec<&str> = if text.is_empty() {
@@ -40,24 +41,24 @@ pub fn plan(
             text.split('\x1f').collect()
         };
         if has_cfg(&flags) {
-            return Plan {
+            return Ok(Plan {
                 said: "CARGO_ENCODED_RUSTFLAGS already has --cfg tokio_unstable".to_owned(),
                 ..Plan::default()
-            };
+            });
         }
         let mut value = text.clone();
         if !value.is_empty() {
             value.push('\x1f');
         }
         value.push_str("--cfg\x1ftokio_unstable");
-        return Plan {
+        return Ok(Plan {
             env: vec![("CARGO_ENCODED_RUSTFLAGS".to_owned(), value.into())],
             said: "--cfg tokio_unstable added to CARGO_ENCODED_RUSTFLAGS".to_owned(),
             ..Plan::default()
-        };
+        });
     }
     if let Some(flags) = var("RUSTFLAGS") {
-        return match appended(&flags) {
+        return Ok(match appended(&flags) {
             None => Plan {
                 said: "RUSTFLAGS already has --cfg tokio_unstable".to_owned(),
                 ..Plan::default()
@@ -67,7 +68,7 @@ pub fn plan(
                 said: "--cfg tokio_unstable added to RUSTFLAGS".to_owned(),
                 ..Plan::default()
             },
-        };
+        });
     }
     let mut plan = Plan {
         config: vec![format!("build.{CONFIG_VALUE}")],
@@ -83,13 +84,26 @@ pub fn plan(
         }
     }
     for file in config_files {
-        if let Ok(text) = std::fs::read_to_string(file) {
-            for key in target_rustflags_keys(&text) {
-                let config = format!("target.{key}.{CONFIG_VALUE}");
-                if !plan.config.contains(&config) {
-                    plan.config.push(config);
-                    targets.push(format!("target.{key}.rustflags"));
-                }
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for setting in rustflags_settings(&text) {
+            let key = format!("{}.rustflags", setting.table);
+            if setting.string {
+                return Err(format!(
+                    "{} sets `{key}` as one string, which cargo cannot join with the \
+                     array that adds --cfg tokio_unstable; write it as an array \
+                     (rustflags = [\"-C\", \"target-cpu=native\"]), or set RUSTFLAGS",
+                    file.display()
+                ));
+            }
+            if setting.table == "build" {
+                continue;
+            }
+            let config = format!("{}.{CONFIG_VALUE}", setting.table);
+            if !plan.config.contains(&config) {
+                plan.config.push(config);
+                targets.push(key);
             }
         }
     }
@@ -101,7 +115,7 @@ pub fn plan(
             targets.join(", ")
         )
     };
-    plan
+    Ok(plan)
 }
 
 /// Space-separated flags with the cfg appended, or `None` when it is there.
@@ -147,11 +161,21 @@ pub fn config_files(cwd: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
     files
 }
 
-/// The `<triple>` or `'cfg(...)'` keys of the `target.*.rustflags` values
-/// a config file sets, read line by line: `[target.KEY]` tables with a
-/// `rustflags` key, and `target.KEY.rustflags = ...` lines outside tables.
-fn target_rustflags_keys(text: &str) -> Vec<String> {
-    let mut keys = Vec::new();
+/// A `rustflags` value that a config file sets.
+#[derive(Debug, PartialEq, Eq)]
+struct Setting {
+    /// `build`, or `target.` and a `<triple>` or `'cfg(...)'` key.
+    table: String,
+    /// Written as one string rather than an array.
+    string: bool,
+}
+
+/// The `build.rustflags` and `target.*.rustflags` values a config file
+/// sets, read line by line: a `rustflags` key in a `[build]` or
+/// `[target.KEY]` table, or a dotted `build.rustflags` or
+/// `target.KEY.rustflags` key outside tables.
+fn rustflags_settings(text: &str) -> Vec<Setting> {
+    let mut found: Vec<Setting> = Vec::new();
     let mut table: Option<String> = None;
     for line in text.lines() {
         let line = line.trim();
@@ -160,29 +184,27 @@ fn target_rustflags_keys(text: &str) -> Vec<String> {
         } else if let Some(header) = line.strip_prefix('[') {
             let name = header.split(']').next().unwrap_or("").trim();
             table = Some(name.to_owned());
-        } else if let Some((key, _)) = line.split_once('=') {
+        } else if let Some((key, value)) = line.split_once('=') {
             let key = key.trim();
-            let found = match table.as_deref() {
-                Some(name) => match name.strip_prefix("target.") {
-                    Some(target) if key == "rustflags" && !unquoted_dot(target) => {
-                        Some(target.to_owned())
-                    }
-                    _ => None,
-                },
-                None => key
-                    .strip_prefix("target.")
-                    .and_then(|rest| rest.strip_suffix(".rustflags"))
-                    .filter(|target| !unquoted_dot(target))
-                    .map(str::to_owned),
+            let owner = match table.as_deref() {
+                Some(name) if key == "rustflags" => Some(name),
+                Some(_) => None,
+                None => key.strip_suffix(".rustflags"),
             };
-            if let Some(found) = found {
-                if !keys.contains(&found) {
-                    keys.push(found);
-                }
+            let Some(owner) = owner else { continue };
+            let is_ours = owner == "build"
+                || owner
+                    .strip_prefix("target.")
+                    .is_some_and(|target| !target.is_empty() && !unquoted_dot(target));
+            if is_ours && !found.iter().any(|setting| setting.table == owner) {
+                found.push(Setting {
+                    table: owner.to_owned(),
+                    string: value.trim_start().starts_with(['"', '\'']),
+                });
             }
         }
     }
-    keys
+    found
 }
 
 /// Whether a dotted TOML key has a dot outside quotes: `a.b`, not `'a.b'`.
@@ -210,7 +232,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         let names: Vec<String> = map.keys().cloned().collect();
-        plan(|name| map.get(name).cloned(), &names, files)
+        plan(|name| map.get(name).cloned(), &names, files).unwrap()
     }
 
     #[test]
@@ -281,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn target_rustflags_keys_are_found_in_tables_and_dotted_keys() {
+    fn rustflags_are_found_in_tables_and_dotted_keys() {
         let text = r#"
 [build]
 rustflags = ["-Dwarnings"]
@@ -299,13 +321,26 @@ linker = "aarch64-linux-gnu-gcc"
 [target.x86_64-unknown-linux-gnu.mylib]
 rustflags = ["not", "the", "same"]
 "#;
+        let setting = |table: &str, string: bool| Setting {
+            table: table.to_owned(),
+            string,
+        };
         assert_eq!(
-            target_rustflags_keys(text),
-            ["x86_64-unknown-linux-gnu", "'cfg(unix)'"]
+            rustflags_settings(text),
+            [
+                setting("build", false),
+                setting("target.x86_64-unknown-linux-gnu", false),
+                setting("target.'cfg(unix)'", true),
+            ]
         );
-        let dotted =
-            "target.\"cfg(windows)\".rustflags = [\"-Cx\"]\n[env]\ntarget.y.rustflags = 1\n";
-        assert_eq!(target_rustflags_keys(dotted), ["\"cfg(windows)\""]);
+        let dotted = "target.\"cfg(windows)\".rustflags = [\"-Cx\"]\nbuild.rustflags = '-Cy'\n[env]\ntarget.y.rustflags = 1\n";
+        assert_eq!(
+            rustflags_settings(dotted),
+            [
+                setting("target.\"cfg(windows)\"", false),
+                setting("build", true)
+            ]
+        );
     }
 
     #[test]
@@ -328,18 +363,43 @@ rustflags = ["not", "the", "same"]
                 dir.join("ws/.cargo/config.toml")
             ]
         );
-        let plan = plan_with(&[], &files);
+        let planned = plan_with(&[], &files);
         assert_eq!(
-            plan.config,
+            planned.config,
             [
                 r#"build.rustflags=["--cfg","tokio_unstable"]"#,
                 r#"target.'cfg(unix)'.rustflags=["--cfg","tokio_unstable"]"#
             ]
         );
         assert_eq!(
-            plan.said,
+            planned.said,
             "--cfg tokio_unstable added to build.rustflags and target.'cfg(unix)'.rustflags"
         );
+
+        // A string cannot be joined with an array: cargo would refuse it.
+        std::fs::write(
+            dir.join("ws/.cargo/config.toml"),
+            "[build]\nrustflags = \"-Cx\"\n",
+        )
+        .unwrap();
+        let error = plan(|_| None, &[], &files).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "{} sets `build.rustflags` as one string, which cargo cannot join with the \
+                 array that adds --cfg tokio_unstable; write it as an array \
+                 (rustflags = [\"-C\", \"target-cpu=native\"]), or set RUSTFLAGS",
+                dir.join("ws/.cargo/config.toml").display()
+            )
+        );
+        // Unless a variable is set: then cargo does not read the files' rustflags.
+        let planned = plan(
+            |name| (name == "RUSTFLAGS").then(OsString::new),
+            &[],
+            &files,
+        )
+        .unwrap();
+        assert_eq!(planned.env[0].1, "--cfg tokio_unstable");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
