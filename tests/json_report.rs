@@ -180,6 +180,12 @@ fn object(value: &Value) -> &Map<String, Value> {
     value.as_object().expect("an object")
 }
 
+/// This test executable's file name, as reports name it.
+fn binary_name() -> String {
+    let exe = std::env::current_exe().expect("the test binary");
+    exe.file_name().unwrap().to_string_lossy().into_owned()
+}
+
 /// Validates the report's JSON against the schema and checks that every
 /// value in it is the report's own. Returns the parsed document.
 #[track_caller]
@@ -193,6 +199,9 @@ fn checked_json(report: &LeakReport) -> Value {
     assert_eq!(doc["format"], "leakcheck-report");
     assert_eq!(doc["version"], FORMAT_VERSION);
     assert_eq!(doc["test"].as_str(), report.test_name());
+    assert_eq!(doc["binary"].as_str(), Some(binary_name().as_str()));
+    let warn = std::env::var("LEAKCHECK").as_deref() == Ok("warn");
+    assert_eq!(doc["warn"], warn);
     assert_millis(&doc["waited_ms"], report.waited(), "waited_ms");
 
     let count = |kind: Kind| {
@@ -235,6 +244,11 @@ fn checked_json(report: &LeakReport) -> Value {
         assert_millis(&json["age_ms"], straggler.age(), "age_ms");
         let task_id = straggler.task_id().map(|id| id.to_string());
         assert_eq!(json["task_id"].as_str(), task_id.as_deref(), "{what}");
+        assert_eq!(
+            json["suspended_at"].as_str(),
+            straggler.suspended_at(),
+            "{what}"
+        );
 
         let figures = &json["figures"];
         assert_eq!(figures["polls"], straggler.polls(), "{what}");
@@ -796,4 +810,56 @@ fn child_with_backtraces_off() {
     assert!(report.to_string().contains("LEAKCHECK_BACKTRACE=off"));
     tasks.iter().for_each(|task| task.abort());
     println!("child checked the JSON without backtraces");
+}
+
+// ---- LEAKCHECK=warn and LEAKCHECK_REPORT_DIR -----------------------------------------
+
+/// A report written under `LEAKCHECK=warn` says so, with the test and the
+/// test binary that wrote it, so that a run's reports can be joined.
+#[test]
+fn a_report_written_in_warn_mode_names_its_mode_test_and_binary() {
+    const TEST: &str = "child_leaks_under_warn";
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("json-report-warn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LEAKCHECK") || name == "GITHUB_ACTIONS" {
+            command.env_remove(name);
+        }
+    }
+    let output = command
+        .args(["--exact", TEST, "--test-threads=1"])
+        .env(CHILD, TEST)
+        .env("LEAKCHECK", "warn")
+        .env("LEAKCHECK_REPORT_DIR", &dir)
+        .output()
+        .expect("run the test binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}\n{stderr}", output.status);
+
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}\n{stderr}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let doc = parse_valid(&std::fs::read_to_string(&files[0]).unwrap());
+    assert_eq!(doc["test"], TEST);
+    assert_eq!(doc["binary"].as_str(), Some(binary_name().as_str()));
+    assert_eq!(doc["warn"], true);
+    let (line, column) = site("warn-child", "leakcheck::thread::spawn");
+    let straggler = one_at(&doc, (line, column));
+    assert_eq!(straggler["kind"], "thread");
+    assert!(straggler["suspended_at"].is_null(), "{straggler}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[leakcheck::leak_check(settle_ms = 0)]
+fn child_leaks_under_warn() {
+    if std::env::var(CHILD).as_deref() != Ok("child_leaks_under_warn") {
+        return;
+    }
+    let (keep, stopped) = std::sync::mpsc::channel::<()>();
+    std::mem::forget(keep);
+    leakcheck::thread::spawn(move || stopped.recv().ok()); // site:warn-child
 }

@@ -10,6 +10,7 @@ use crate::capture::{display_path, Backtrace};
 use crate::registry::{Kind, State};
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The version of the JSON format. It changes when a field changes meaning
@@ -36,6 +37,12 @@ impl LeakReport {
         let _ = write!(out, "{FORMAT_VERSION}");
         out.push_str(r#","test":"#);
         string_or_null(&mut out, self.0.test.as_deref());
+        out.push_str(r#","binary":"#);
+        string_or_null(&mut out, binary());
+        let warn = crate::config::get()
+            .as_ref()
+            .is_ok_and(|config| config.warn);
+        let _ = write!(out, r#","warn":{warn}"#);
         out.push_str(r#","waited_ms":"#);
         millis(&mut out, self.0.waited);
         out.push_str(r#","counts":{"#);
@@ -135,6 +142,8 @@ fn write_straggler(out: &mut String, straggler: &Straggler, trace: Option<usize>
     millis(out, straggler.age());
     out.push_str(r#","task_id":"#);
     string_or_null(out, straggler.task_id().map(|id| id.to_string()).as_deref());
+    out.push_str(r#","suspended_at":"#);
+    string_or_null(out, straggler.suspended_at());
     let _ = write!(
         out,
         r#","figures":{{"polls":{},"wakes":{},"polls_while_settling":{},"idle_ms":"#,
@@ -167,6 +176,18 @@ fn write_straggler(out: &mut String, straggler: &Straggler, trace: Option<usize>
         None => out.push_str("null"),
     }
     out.push('}');
+}
+
+/// The running executable's file name, such as `suite-0f3c…`: with the test
+/// name it tells one test from another across a run's test binaries.
+fn binary() -> Option<&'static str> {
+    static BINARY: OnceLock<Option<String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.file_name()?.to_string_lossy().into_owned())
+        })
+        .as_deref()
 }
 
 fn write_backtrace(out: &mut String, trace: &Backtrace) {

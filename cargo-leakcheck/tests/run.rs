@@ -1,0 +1,323 @@
+//! `cargo leakcheck test` and `nextest` end to end, with a stand-in for
+//! cargo: a script that records how it was called, then runs this test
+//! binary's child tests, which leak through leakcheck for real and write
+//! their reports where cargo-leakcheck told them to. The run-wide summary
+//! must repeat what the child's own test binary printed, line for line, and
+//! the runner's exit status must come back unchanged.
+#![cfg(unix)]
+
+use leakcheck::leak_check;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::mpsc;
+
+const CHILD: &str = "CARGO_LEAKCHECK_TEST_CHILD";
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-leakcheck");
+
+fn is_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+/// The line of this file that ends with `// @site:<what>`.
+fn site_line(what: &str) -> usize {
+    let marker = format!("// @{}:{what}", "site");
+    include_str!("run.rs")
+        .lines()
+        .position(|line| line.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no {marker}"))
+        + 1
+}
+
+fn leak_a() {
+    let (keep, stopped) = mpsc::channel::<()>();
+    std::mem::forget(keep);
+    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:a
+}
+
+fn leak_b() {
+    let (keep, stopped) = mpsc::channel::<()>();
+    std::mem::forget(keep);
+    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:b
+}
+
+#[leak_check(settle_ms = 0)]
+fn child_leaks_at_a() {
+    if is_child() {
+        leak_a();
+    }
+}
+
+#[leak_check(settle_ms = 0)]
+fn child_leaks_at_a_twice() {
+    if is_child() {
+        leak_a();
+        leak_a();
+    }
+}
+
+#[leak_check(settle_ms = 0)]
+fn child_leaks_at_b() {
+    if is_child() {
+        leak_b();
+    }
+}
+
+#[leak_check(settle_ms = 0)]
+fn child_is_clean() {}
+
+/// A scratch directory of this test's own.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cargo-leakcheck-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A stand-in for cargo in `dir`: `cargo metadata` names `dir/target` as
+/// the target directory; any other call records its arguments and
+/// environment, then runs `then` (a shell command).
+fn fake_cargo(dir: &Path, then: &str) -> PathBuf {
+    let script = dir.join("cargo");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = metadata ]; then\n\
+             \x20 printf '{{\"target_directory\":\"%s\"}}' '{target}'\n\
+             \x20 exit 0\n\
+             fi\n\
+             printf '%s\\n' \"$@\" > '{log}/args'\n\
+             env > '{log}/env'\n\
+             {then}\n",
+            target = dir.join("target").display(),
+            log = dir.display(),
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).unwrap();
+    script
+}
+
+/// Runs the leaky child tests of this binary, as a test runner would.
+fn run_children() -> String {
+    format!(
+        "{CHILD}=1 exec '{}' child_ --test-threads=1",
+        std::env::current_exe().unwrap().display()
+    )
+}
+
+/// Runs cargo-leakcheck with `cargo` as its cargo, from `dir`, with no
+/// leakcheck or rustflags settings but `vars`.
+fn tool(dir: &Path, cargo: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(TOOL);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("LEAKCHECK")
+            || name.starts_with("CARGO_LEAKCHECK")
+            || name.contains("RUSTFLAGS")
+            || name == "GITHUB_ACTIONS"
+        {
+            command.env_remove(&*name);
+        }
+    }
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO", cargo)
+        .envs(vars.iter().copied())
+        .output()
+        .expect("run cargo-leakcheck")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The lines of the block that starts with `headline`, up to the first
+/// line that is not indented.
+fn block(text: &str, headline: &str) -> Vec<String> {
+    let start = text
+        .find(headline)
+        .unwrap_or_else(|| panic!("no `{headline}` in:\n{text}"));
+    let mut lines = text[start..].lines();
+    let mut block = vec![lines.next().unwrap().to_owned()];
+    block.extend(
+        lines
+            .take_while(|line| line.starts_with("  "))
+            .map(str::to_owned),
+    );
+    block
+}
+
+fn recorded(dir: &Path, what: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(what))
+        .unwrap_or_else(|error| panic!("the stand-in recorded no {what}: {error}"))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_leaky_run_ends_with_the_run_wide_summary_and_the_runners_status() {
+    let dir = scratch("leaky-run");
+    let cargo = fake_cargo(&dir, &run_children());
+    // A report of an earlier run must not be counted again.
+    let reports = dir.join("target/leakcheck/leakcheck-reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    std::fs::write(reports.join("earlier-1.json"), "{}").unwrap();
+
+    let output = tool(
+        &dir,
+        &cargo,
+        &["leakcheck", "test", "-p", "x", "--", "--nocapture"],
+        &[],
+    );
+    let text = stderr(&output);
+    // libtest's exit code for failed tests, passed on.
+    assert_eq!(output.status.code(), Some(101), "{text}");
+
+    let file = "cargo-leakcheck/tests/run.rs";
+    let expected = [
+        "leakcheck run summary: 3 tests leaked 4 threads, from 2 creation sites".to_owned(),
+        format!(
+            "  2 tests, 3 threads spawned at {file}:{}:5 (state: running)",
+            site_line("a")
+        ),
+        format!(
+            "  1 test, 1 thread spawned at {file}:{}:5 (state: running)",
+            site_line("b")
+        ),
+        "  reports: target/leakcheck/leakcheck-reports (3 files)".to_owned(),
+    ];
+    assert_eq!(block(&text, "leakcheck run summary:"), expected, "{text}");
+    // The child binary's own summary, on the same stderr, says the same.
+    let own: Vec<String> = block(&text, "leakcheck summary:")
+        .into_iter()
+        .map(|line| line.replace("leakcheck summary:", "leakcheck run summary:"))
+        .collect();
+    assert_eq!(own, expected[..3], "{text}");
+    assert!(!reports.join("earlier-1.json").exists());
+
+    assert_eq!(
+        recorded(&dir, "args"),
+        [
+            "test",
+            "--config",
+            r#"build.rustflags=["--cfg","tokio_unstable"]"#,
+            "-p",
+            "x",
+            "--",
+            "--nocapture"
+        ]
+    );
+    let env = recorded(&dir, "env");
+    let target = dir.join("target/leakcheck");
+    assert!(
+        env.contains(&format!("CARGO_TARGET_DIR={}", target.display())),
+        "{env:#?}"
+    );
+    assert!(
+        env.contains(&format!("LEAKCHECK_REPORT_DIR={}", reports.display())),
+        "{env:#?}"
+    );
+    assert!(
+        text.starts_with(
+            "cargo-leakcheck: cargo test -p x -- --nocapture in target/leakcheck, \
+             --cfg tokio_unstable added to build.rustflags; \
+             reports to target/leakcheck/leakcheck-reports\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn warn_mode_passes_and_says_so_and_a_users_report_dir_keeps_its_files() {
+    let dir = scratch("warn-run");
+    let cargo = fake_cargo(&dir, &run_children());
+    let reports = dir.join("my-reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    // The user's directory holds another run's report: kept, not counted.
+    let other = reports.join("other-run-1.json");
+    std::fs::write(&other, "not a report").unwrap();
+
+    let output = tool(
+        &dir,
+        &cargo,
+        &["nextest", "--no-fail-fast"],
+        &[
+            ("LEAKCHECK", "warn"),
+            ("LEAKCHECK_REPORT_DIR", "my-reports"),
+            ("RUSTFLAGS", "-C debuginfo=1"),
+            ("CARGO_LEAKCHECK_TARGET_DIR", "elsewhere"),
+        ],
+    );
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(
+        block(&text, "leakcheck run summary:")[0],
+        "leakcheck run summary: 3 tests leaked 4 threads, from 2 creation sites \
+         (LEAKCHECK=warn: no test failed for it)",
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  reports: my-reports (3 files)\n"),
+        "{text}"
+    );
+    assert!(other.exists());
+
+    assert_eq!(recorded(&dir, "args"), ["nextest", "run", "--no-fail-fast"]);
+    let env = recorded(&dir, "env");
+    for expected in [
+        "RUSTFLAGS=-C debuginfo=1 --cfg tokio_unstable".to_owned(),
+        format!("CARGO_TARGET_DIR={}", dir.join("elsewhere").display()),
+        format!("LEAKCHECK_REPORT_DIR={}", reports.display()),
+    ] {
+        assert!(env.contains(&expected), "no {expected} in {env:#?}");
+    }
+}
+
+#[test]
+fn the_runners_exit_status_is_passed_on_when_nothing_leaked() {
+    let dir = scratch("status");
+    for code in [0, 3, 101] {
+        let cargo = fake_cargo(&dir, &format!("exit {code}"));
+        let output = tool(&dir, &cargo, &["test"], &[]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{text}");
+        assert!(
+            text.ends_with(
+                "\nleakcheck run summary: no leak reports in target/leakcheck/leakcheck-reports\n"
+            ),
+            "{text}"
+        );
+    }
+    // Killed by a signal: 128 plus its number, as a shell says.
+    let cargo = fake_cargo(&dir, "kill -TERM $$");
+    assert_eq!(
+        tool(&dir, &cargo, &["test"], &[]).status.code(),
+        Some(128 + 15)
+    );
+}
+
+#[test]
+fn a_runner_that_cannot_start_is_named() {
+    let dir = scratch("no-cargo");
+    let missing = dir.join("no-such-cargo");
+    let output = tool(
+        &dir,
+        &missing,
+        &["test"],
+        &[("CARGO_LEAKCHECK_TARGET_DIR", "t")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "cargo-leakcheck: could not run `{}`: ",
+            missing.display()
+        )),
+        "{text}"
+    );
+}
