@@ -9,6 +9,9 @@ use std::path::PathBuf;
 pub enum Command {
     /// Run the suite with a test runner, passing `args` on unchanged.
     Run { runner: Runner, args: Vec<OsString> },
+    /// Run `cargo test` in warn mode and add the leaks found to the
+    /// project's ignore file.
+    Baseline { args: Vec<OsString> },
     /// Summarise the reports in a directory, or in the default one.
     Summary { dir: Option<PathBuf> },
     /// Print the usage text.
@@ -46,7 +49,7 @@ impl fmt::Display for UsageError {
     }
 }
 
-const COMMANDS: &str = "`test`, `nextest`, `summary`, `help` or `--version`";
+const COMMANDS: &str = "`test`, `nextest`, `baseline`, `summary`, `help` or `--version`";
 
 pub const USAGE: &str = "\
 cargo-leakcheck: run a test suite with leakcheck's full visibility
@@ -54,6 +57,8 @@ cargo-leakcheck: run a test suite with leakcheck's full visibility
 Usage:
     cargo leakcheck test [ARGS]...      `cargo test ARGS` with --cfg tokio_unstable
     cargo leakcheck nextest [ARGS]...   `cargo nextest run ARGS`, the same way
+    cargo leakcheck baseline [ARGS]...  `cargo test ARGS` with LEAKCHECK=warn, then a rule in
+                                        leakcheck.ignore for each site that leaked
     cargo leakcheck summary [DIR]       the run-wide summary of the JSON reports in DIR
     cargo leakcheck help                this text (also -h, --help)
     cargo leakcheck --version           the version (also -V)
@@ -64,6 +69,12 @@ directory), add `--cfg tokio_unstable` to the rustflags you already have,
 point LEAKCHECK_REPORT_DIR at `leakcheck-reports` inside that directory
 (emptied first) unless you set it, pass ARGS on unchanged, print the
 run-wide summary of the reports, and exit with the test runner's status.
+
+After `test` and `nextest`, the rules of the project's ignore file
+(leakcheck.ignore at the workspace root, or $LEAKCHECK_IGNORE_FILE) that
+matched nothing in the run are listed, so that the list only shrinks.
+`baseline` keeps the rules already there and adds one `location` rule per
+spawn site that leaked; run it on the whole suite, then commit the file.
 
 `summary` reads DIR, else $LEAKCHECK_REPORT_DIR, else the directory the last
 `test` or `nextest` run wrote to.
@@ -89,6 +100,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             runner: Runner::Nextest,
             args: rest,
         }),
+        Some("baseline") => Ok(Command::Baseline { args: rest }),
         Some("summary") => summary(rest),
         Some("help" | "-h" | "--help") => Ok(Command::Help),
         Some("--version" | "-V") => Ok(Command::Version),
@@ -187,15 +199,15 @@ mod tests {
         let error = |args: &[&str]| parse_strs(args).unwrap_err().0;
         assert_eq!(
             error(&[]),
-            "no command given; expected `test`, `nextest`, `summary`, `help` or `--version`"
+            "no command given; expected `test`, `nextest`, `baseline`, `summary`, `help` or `--version`"
         );
         assert_eq!(
             error(&["leakcheck"]),
-            "no command given; expected `test`, `nextest`, `summary`, `help` or `--version`"
+            "no command given; expected `test`, `nextest`, `baseline`, `summary`, `help` or `--version`"
         );
         assert_eq!(
             error(&["tset"]),
-            "unknown command `tset`; expected `test`, `nextest`, `summary`, `help` or `--version`"
+            "unknown command `tset`; expected `test`, `nextest`, `baseline`, `summary`, `help` or `--version`"
         );
         assert_eq!(
             error(&["summary", "a", "b"]),

@@ -2,6 +2,7 @@
 //! way `cargo llvm-cov` runs one with coverage, and summarises every leak
 //! of the run by creation site. See the README, or `cargo leakcheck help`.
 
+mod accepted;
 mod cli;
 mod reports;
 mod run;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let code = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Run { runner, args }) => run::run(runner, args),
+        Ok(Command::Baseline { args }) => run::baseline(args),
         Ok(Command::Summary { dir }) => run::summary(dir),
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);

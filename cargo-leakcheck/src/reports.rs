@@ -73,14 +73,16 @@ impl Listing {
     /// The JSON files in `dir` now; empty when `dir` does not exist.
     pub fn of(dir: &Path) -> std::io::Result<Listing> {
         let mut files = HashMap::new();
-        for path in json_files(dir)? {
+        let notes = crate::accepted::notes(dir)?;
+        for path in json_files(dir)?.into_iter().chain(notes) {
             let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
             files.insert(path, modified);
         }
         Ok(Listing(files))
     }
 
-    fn has_unchanged(&self, path: &Path) -> bool {
+    /// Whether `path` was listed and has not been written since.
+    pub fn has_unchanged(&self, path: &Path) -> bool {
         match self.0.get(path) {
             Some(before) => {
                 let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();

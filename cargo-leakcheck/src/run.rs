@@ -1,6 +1,7 @@
 //! Running a suite with full visibility: the target directory, the cfg,
 //! the report directory, the runner, and the summary at the end.
 
+use crate::accepted;
 use crate::cli::Runner;
 use crate::reports::{self, Listing};
 use crate::rustflags;
@@ -20,9 +21,150 @@ pub struct Failure(pub String);
 
 /// Runs the suite and returns the exit code to leave with: the runner's.
 pub fn run(runner: Runner, args: Vec<OsString>) -> Result<i32, Failure> {
+    let run = execute(runner, &args, &[])?;
+    match run.reports() {
+        Ok(read) => eprint!(
+            "\n{}",
+            summary::render_dir(&read, &shown(&run.report_dir, &run.cwd))
+        ),
+        Err(error) => eprintln!(
+            "\ncargo-leakcheck: could not read the reports in {}: {error}",
+            run.report_dir.display()
+        ),
+    }
+    if let Some(file) = run.ignore_file(&args)? {
+        eprint!("{}", file.stale_section(&run));
+    }
+    Ok(run.code)
+}
+
+/// Runs `cargo test` with `LEAKCHECK=warn`, so that every leak is reported
+/// and none fails a test, then adds a rule to the project's ignore file for
+/// each spawn site that leaked. Rules already there are kept, and those that
+/// matched nothing are listed.
+pub fn baseline(args: Vec<OsString>) -> Result<i32, Failure> {
+    let run = execute(Runner::Test, &args, &[("LEAKCHECK", "warn")])?;
+    let read = run.reports().map_err(|error| {
+        Failure(format!(
+            "could not read the reports in {}: {error}",
+            run.report_dir.display()
+        ))
+    })?;
+    if !read.unreadable.is_empty() {
+        eprint!(
+            "\n{}",
+            summary::render_dir(&read, &shown(&run.report_dir, &run.cwd))
+        );
+        return Err(Failure(
+            "some reports could not be read, so the baseline would be incomplete; nothing was written"
+                .to_owned(),
+        ));
+    }
+    let Some(file) = run.ignore_file(&args)? else {
+        return Err(Failure(
+            "LEAKCHECK_IGNORE_FILE is `off`, so there is no ignore file to write; \
+             unset it, or set it to a path"
+                .to_owned(),
+        ));
+    };
+    let baseline = accepted::baseline(&read.reports);
+    let written = accepted::with_rules(&file.text, &baseline.rules);
+    if written != file.text {
+        std::fs::write(&file.path, &written).map_err(|error| {
+            Failure(format!("could not write {}: {error}", file.path.display()))
+        })?;
+    }
+    eprintln!(
+        "\ncargo-leakcheck baseline: {} added to {}",
+        match baseline.rules.len() {
+            1 => "1 rule".to_owned(),
+            n => format!("{n} rules"),
+        },
+        file.shown
+    );
+    for rule in &baseline.rules {
+        eprintln!("  {rule}");
+    }
+    if baseline.count_only_tests > 0 {
+        eprintln!(
+            "  {} leaked work that only a count saw, which no rule can name: put \
+             `#[leak_check]` above their `#[tokio::test]` to see where it was spawned",
+            match baseline.count_only_tests {
+                1 => "1 test".to_owned(),
+                n => format!("{n} tests"),
+            }
+        );
+    }
+    eprint!("{}", file.stale_section(&run));
+    Ok(run.code)
+}
+
+/// A finished run of the suite.
+struct Finished {
+    code: i32,
+    cwd: PathBuf,
+    report_dir: PathBuf,
+    /// The report directory as it was before the run.
+    before: Listing,
+}
+
+impl Finished {
+    fn reports(&self) -> std::io::Result<reports::ReportDir> {
+        reports::read_dir(&self.report_dir, &self.before)
+    }
+
+    /// The ignore file the run's checks read, if any.
+    fn ignore_file(&self, args: &[OsString]) -> Result<Option<IgnoreFile>, Failure> {
+        let setting = non_empty_var("LEAKCHECK_IGNORE_FILE")?
+            .map(|value| {
+                value
+                    .into_string()
+                    .map_err(|_| Failure("LEAKCHECK_IGNORE_FILE is not valid UTF-8".to_owned()))
+            })
+            .transpose()?;
+        let root = workspace_root(&cargo(), args, &self.cwd)?;
+        let Some(path) = accepted::locate(&root, setting.as_deref()) else {
+            return Ok(None);
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => {
+                return Err(Failure(format!(
+                    "could not read the ignore file {}: {error}",
+                    path.display()
+                )))
+            }
+        };
+        let shown = match path.strip_prefix(&root) {
+            Ok(relative) => relative.display().to_string(),
+            Err(_) => path.display().to_string(),
+        };
+        Ok(Some(IgnoreFile { path, shown, text }))
+    }
+}
+
+/// The project's ignore file as the run found it.
+struct IgnoreFile {
+    path: PathBuf,
+    shown: String,
+    text: String,
+}
+
+impl IgnoreFile {
+    fn stale_section(&self, run: &Finished) -> String {
+        let rules = accepted::rules(&self.text);
+        let matched = accepted::matched_lines(&run.report_dir, &self.path, |note| {
+            !run.before.has_unchanged(note)
+        });
+        accepted::stale_section(&self.shown, &rules, &matched)
+    }
+}
+
+fn execute(runner: Runner, args: &[OsString], extra: &[(&str, &str)]) -> Result<Finished, Failure> {
     let cwd = current_dir()?;
     let cargo = cargo();
-    let target_dir = target_dir(&cargo, &args, &cwd)?;
+    let target_dir = target_dir(&cargo, args, &cwd)?;
     let (report_dir, before) = match non_empty_var("LEAKCHECK_REPORT_DIR")? {
         // The user's directory may hold reports of other runs: only files
         // written during this one are summarised.
@@ -57,10 +199,11 @@ pub fn run(runner: Runner, args: Vec<OsString>) -> Result<i32, Failure> {
         command.arg("--config").arg(value);
     }
     command
-        .args(&args)
+        .args(args)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("LEAKCHECK_REPORT_DIR", &report_dir)
-        .envs(plan.env.iter().map(|(name, value)| (name, value)));
+        .envs(plan.env.iter().map(|(name, value)| (name, value)))
+        .envs(extra.iter().copied());
     eprintln!(
         "cargo-leakcheck: cargo {}{}{} in {}, {}; reports to {}",
         runner.cargo_args().join(" "),
@@ -73,24 +216,25 @@ pub fn run(runner: Runner, args: Vec<OsString>) -> Result<i32, Failure> {
         plan.said,
         shown(&report_dir, &cwd),
     );
+    if !extra.is_empty() {
+        let set: Vec<String> = extra
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        eprintln!("cargo-leakcheck: with {}", set.join(" "));
+    }
     let status = command.status().map_err(|error| {
         Failure(format!(
             "could not run `{}`: {error}",
             Path::new(&cargo).display()
         ))
     })?;
-
-    match reports::read_dir(&report_dir, &before) {
-        Ok(read) => eprint!(
-            "\n{}",
-            summary::render_dir(&read, &shown(&report_dir, &cwd))
-        ),
-        Err(error) => eprintln!(
-            "\ncargo-leakcheck: could not read the reports in {}: {error}",
-            report_dir.display()
-        ),
-    }
-    Ok(exit_code(status))
+    Ok(Finished {
+        code: exit_code(status),
+        cwd,
+        report_dir,
+        before,
+    })
 }
 
 /// Summarises a report directory on stdout. Exits 0 when every report in
@@ -143,6 +287,26 @@ fn target_dir(cargo: &OsStr, args: &[OsString], cwd: &Path) -> Result<PathBuf, F
     if let Some(dir) = non_empty_var(TARGET_DIR_VAR)? {
         return Ok(cwd.join(dir));
     }
+    let doc = metadata(cargo, args)?;
+    let dir = doc
+        .get("target_directory")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure("`cargo metadata` named no `target_directory`".to_owned()))?;
+    Ok(cwd.join(dir).join("leakcheck"))
+}
+
+/// The workspace root, where leakcheck looks for the project's ignore
+/// file; the working directory if cargo names none.
+fn workspace_root(cargo: &OsStr, args: &[OsString], cwd: &Path) -> Result<PathBuf, Failure> {
+    let doc = metadata(cargo, args)?;
+    Ok(match doc.get("workspace_root").and_then(Value::as_str) {
+        Some(root) => cwd.join(root),
+        None => cwd.to_path_buf(),
+    })
+}
+
+/// `cargo metadata` for the workspace the user's arguments name.
+fn metadata(cargo: &OsStr, args: &[OsString]) -> Result<Value, Failure> {
     let mut metadata = Command::new(cargo);
     metadata.args(["metadata", "--format-version", "1", "--no-deps"]);
     if let Some(manifest) = manifest_path(args) {
@@ -161,13 +325,8 @@ fn target_dir(cargo: &OsStr, args: &[OsString], cwd: &Path) -> Result<PathBuf, F
             String::from_utf8_lossy(&output.stderr).trim_end()
         )));
     }
-    let doc: Value = serde_json::from_slice(&output.stdout)
-        .map_err(|error| Failure(format!("`cargo metadata` printed no JSON: {error}")))?;
-    let dir = doc
-        .get("target_directory")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Failure("`cargo metadata` named no `target_directory`".to_owned()))?;
-    Ok(cwd.join(dir).join("leakcheck"))
+    serde_json::from_slice(&output.stdout)
+        .map_err(|error| Failure(format!("`cargo metadata` printed no JSON: {error}")))
 }
 
 /// `--manifest-path P` or `--manifest-path=P` before any `--`.
@@ -199,7 +358,11 @@ fn empty_report_dir(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(failed)?;
     for entry in std::fs::read_dir(dir).map_err(failed)? {
         let path = entry.map_err(failed)?.path();
-        if path.extension().is_some_and(|ext| ext == "json") && path.is_file() {
+        let note = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with(accepted::MATCHES_PREFIX));
+        if (note || path.extension().is_some_and(|ext| ext == "json")) && path.is_file() {
             std::fs::remove_file(&path).map_err(failed)?;
         }
     }

@@ -204,7 +204,7 @@ fn files_that_are_not_reports_are_named_and_fail_the_summary() {
 
 #[test]
 fn bad_input_is_named_with_what_is_accepted() {
-    let accepted = "expected `test`, `nextest`, `summary`, `help` or `--version`";
+    let accepted = "expected `test`, `nextest`, `baseline`, `summary`, `help` or `--version`";
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], String);
     let cases: [Case; 6] = [
         (&[], &[], format!("no command given; {accepted}")),

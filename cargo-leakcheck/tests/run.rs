@@ -321,3 +321,69 @@ fn a_runner_that_cannot_start_is_named() {
         "{text}"
     );
 }
+
+/// `baseline` adopts a leaky suite as it is: it adds one rule per leaking
+/// site to the ignore file, keeps what was there, and lists the rules that
+/// matched nothing. The next run passes, and lists them again.
+#[test]
+fn baseline_accepts_todays_leaks_and_the_next_run_passes() {
+    let dir = scratch("baseline");
+    let cargo = fake_cargo(&dir, &run_children());
+    let file = dir.join("accepted.ignore");
+    std::fs::write(&file, "name fixed-long-ago   # its leak was fixed\n").unwrap();
+    let vars = [("LEAKCHECK_IGNORE_FILE", file.to_str().unwrap())];
+
+    let output = tool(&dir, &cargo, &["leakcheck", "baseline"], &vars);
+    let text = stderr(&output);
+    // Under LEAKCHECK=warn, the leaks fail no test.
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(recorded(&dir, "env").contains(&"LEAKCHECK=warn".to_owned()));
+    let source = "cargo-leakcheck/tests/run.rs";
+    let (a, b) = (site_line("a"), site_line("b"));
+    let rule_a = format!("location {source}:{a}   # 2 tests, 3 threads");
+    let rule_b = format!("location {source}:{b}   # 1 test, 1 thread");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!(
+            "name fixed-long-ago   # its leak was fixed\n\n\
+             # Added by `cargo leakcheck baseline`.\n{rule_a}\n{rule_b}\n"
+        )
+    );
+    // Shown from the workspace root, here the working directory.
+    let shown = "accepted.ignore";
+    assert_eq!(
+        block(&text, "cargo-leakcheck baseline:"),
+        [
+            format!("cargo-leakcheck baseline: 2 rules added to {shown}"),
+            format!("  {rule_a}"),
+            format!("  {rule_b}"),
+        ],
+        "{text}"
+    );
+    let stale = [
+        format!(
+            "leakcheck ignore file: 1 rule of 1 in {shown} matched nothing in this run; \
+             delete it if its leak is fixed:"
+        ),
+        format!("  {shown}:1: name fixed-long-ago"),
+    ];
+    assert_eq!(block(&text, "leakcheck ignore file:"), stale, "{text}");
+
+    // The checks now accept those leaks and the run passes; the stale rule
+    // is listed again, and the rules that matched are not.
+    let output = tool(&dir, &cargo, &["leakcheck", "test"], &vars);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("leakcheck run summary: no leak reports in"),
+        "{text}"
+    );
+    let stale = [
+        format!(
+            "leakcheck ignore file: 1 rule of 3 in {shown} matched nothing in this run; \
+             delete it if its leak is fixed:"
+        ),
+        format!("  {shown}:1: name fixed-long-ago"),
+    ];
+    assert_eq!(block(&text, "leakcheck ignore file:"), stale, "{text}");
+}
