@@ -67,6 +67,10 @@ pub fn baseline(args: Vec<OsString>) -> Result<i32, Failure> {
                 .to_owned(),
         ));
     };
+    eprint!(
+        "\n{}",
+        summary::render_dir(&read, &shown(&run.report_dir, &run.cwd))
+    );
     let baseline = accepted::baseline(&read.reports);
     let written = accepted::with_rules(&file.text, &baseline.rules);
     if written != file.text {
@@ -88,7 +92,9 @@ pub fn baseline(args: Vec<OsString>) -> Result<i32, Failure> {
     if baseline.count_only_tests > 0 {
         eprintln!(
             "  {} leaked work that only a count saw, which no rule can name: put \
-             `#[leak_check]` above their `#[tokio::test]` to see where it was spawned",
+             `#[leak_check]` above their `#[tokio::test]` to see where it was spawned \
+             (location rules match only where a spawn site is known: under \
+             `cargo leakcheck`, or with `--cfg tokio_unstable` set for good)",
             match baseline.count_only_tests {
                 1 => "1 test".to_owned(),
                 n => format!("{n} tests"),
