@@ -338,6 +338,10 @@ fn an_exempt_test_is_not_checked() {
     assert!(text.contains(headline), "{text}");
     let site = format!("1 thread spawned at tests/module_form.rs:{line}");
     assert!(text.contains(&site), "no {site:?} in:\n{text}");
+    // The panic is located at the test, not at the module's attribute.
+    let test_line = line_of("fn child_checked_sync_leaks");
+    let panic = format!("panicked at tests/module_form.rs:{test_line}:8:");
+    assert!(text.contains(&panic), "no {panic:?} in:\n{text}");
 }
 
 #[test]
@@ -378,13 +382,20 @@ fn each_test_is_registered_once_and_helpers_are_not_tests() {
 fn spawn_line(item: &str) -> usize {
     let source = include_str!("module_form.rs");
     let lines: Vec<&str> = source.lines().collect();
-    let start = lines.iter().position(|l| l.contains(item)).unwrap();
-    start
+    // `line_of` counts from 1, so it is the index of the line after `item`.
+    let after = line_of(item);
+    after
         + 1
-        + lines[start..]
+        + lines[after..]
             .iter()
             .position(|l| l.ends_with("// leaks"))
             .unwrap()
+}
+
+/// The line of `item` in this file.
+fn line_of(item: &str) -> usize {
+    let source = include_str!("module_form.rs");
+    1 + source.lines().position(|l| l.contains(item)).unwrap()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use crate::args::{Args, Flavor, ModuleArgs, UnhandledPanic};
 use crate::Errors;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens, TokenStreamExt};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Attribute, Error, Expr, Item, ItemFn, Local, Pat, Result, Stmt};
@@ -113,7 +113,14 @@ pub fn test(
         }
     }
     check_signature(func, errors);
-    generate(func, &form, &args)
+    // Where a failed check panics: at the attribute on the test, or at the
+    // test's name when the attribute is on its module, many lines above.
+    let site = if modules.is_empty() {
+        Span::call_site()
+    } else {
+        func.sig.ident.span()
+    };
+    generate(func, &form, &args, site)
 }
 
 /// Whether `#[leak_check]` has already rewritten this function, which then
@@ -223,7 +230,7 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) {
     }
 }
 
-fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
+fn generate(func: &ItemFn, form: &Form, args: &Args, site: Span) -> TokenStream {
     // The `#[tokio::test]` that `#[leak_check]` replaces is dropped.
     let replaced = match form {
         Form::TokioTest(attr) => Some(*attr),
@@ -249,6 +256,16 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
     });
     let guard = options(args);
     let private = quote!(::leakcheck::__private);
+    let check_sync = call_at(
+        site,
+        quote!(::leakcheck::__private::check_sync),
+        quote!(__leakcheck_guard),
+    );
+    let panic = call_at(
+        site,
+        quote!(::core::panic!),
+        quote!("{}", __leakcheck_report),
+    );
 
     // A `#[test]` (or another runtime's `..::test`) below `#[leak_check]` is
     // kept, and is the only one.
@@ -264,7 +281,7 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             fn __leakcheck_body() #output #body
             let __leakcheck_guard = #guard;
             let __leakcheck_value = __leakcheck_body();
-            #private::check_sync(__leakcheck_guard);
+            #check_sync;
             __leakcheck_value
         },
         Form::OwnRuntime | Form::TokioTest(_) => {
@@ -290,7 +307,7 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
                     if let ::core::result::Result::Err(__leakcheck_report) =
                         #private::check_async(__leakcheck_guard).await
                     {
-                        ::core::panic!("{}", __leakcheck_report);
+                        #panic;
                     }
                     __leakcheck_value
                 })
@@ -303,7 +320,7 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             if let ::core::result::Result::Err(__leakcheck_report) =
                 #private::check_async(__leakcheck_guard).await
             {
-                ::core::panic!("{}", __leakcheck_report);
+                #panic;
             }
             __leakcheck_value
         },
@@ -316,6 +333,21 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             #block
         }
     }
+}
+
+/// `path(args)`, where a panic inside (through `#[track_caller]` or
+/// `panic!`) is located at `site`. A panic's location is the outermost
+/// macro call that its tokens come from, so the path and the parentheses
+/// carry `site` itself; the arguments keep the expansion's spans, so that
+/// the locals they name resolve as everywhere else in it.
+fn call_at(site: Span, path: TokenStream, args: TokenStream) -> TokenStream {
+    let path = path.into_iter().map(|mut token| {
+        token.set_span(site);
+        token
+    });
+    let mut args = Group::new(Delimiter::Parenthesis, args);
+    args.set_span(site);
+    quote!(#(#path)* #args)
 }
 
 /// `Options::new()...verify_none()`, which opens the guard.
