@@ -313,6 +313,23 @@ mod checked {
     }
 }
 
+/// A checked module that a macro writes, with a test named from outside it:
+/// the expansion's names still resolve.
+macro_rules! checked_module {
+    ($test:ident) => {
+        #[leakcheck::leak_check(settle_ms = 50)]
+        mod from_a_macro {
+            #[test]
+            #[should_panic(expected = "leaked 1 thread")]
+            fn $test() {
+                std::mem::forget(super::blocked_thread());
+            }
+        }
+    };
+}
+
+checked_module!(named_outside_the_macro);
+
 /// Runs `test` of this binary alone in a child process.
 fn run_child(test: &str) -> Output {
     child::run_child(CHILD, test, &[])
