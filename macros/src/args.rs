@@ -3,6 +3,7 @@
 use crate::Errors;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
+use std::cell::Cell;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{
@@ -19,6 +20,7 @@ const ACCEPTED: &[(&str, &str)] = &[
     ("flavor", "flavor = \"multi_thread\""),
     ("worker_threads", "worker_threads = 2"),
     ("start_paused", "start_paused = true"),
+    ("off", "off"),
 ];
 
 /// Every argument of `#[tokio::test]` (tokio-macros 2.7) that `#[leak_check]`
@@ -48,10 +50,16 @@ pub struct Args {
     pub unhandled_panic: Option<Arg<UnhandledPanic>>,
     /// From `#[tokio::test]` only: the runtime's name.
     pub name: Option<Arg<LitStr>>,
+    /// `off`: exempts a test, or a nested module of tests, from the
+    /// `#[leak_check]` of a module around it.
+    pub off: Option<Path>,
+    /// Whether `flavor` came from a module's `#[leak_check]`, for errors.
+    inherited_flavor: bool,
 }
 
 /// An argument given at most once, with the whole `name = value` for error
 /// spans.
+#[derive(Clone)]
 pub struct Arg<T> {
     pub value: T,
     pub meta: MetaNameValue,
@@ -78,7 +86,46 @@ impl Args {
     pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Self {
         let mut args = Self::default();
         args.parse_into(tokens, ACCEPTED, None, errors);
+        if let Some(off) = &args.off {
+            if args.given() {
+                errors.push(Error::new_spanned(
+                    off,
+                    "`off` leaves the test unchecked, so it takes no other argument: \
+                     write `#[leak_check(off)]` alone",
+                ));
+            }
+        }
         args
+    }
+
+    /// Parses the arguments of an attribute `#[leak_check]`, `#[leak_check()]`
+    /// or `#[leak_check(...)]` found on an item inside a module.
+    pub fn parse_attr(attr: &Attribute, errors: &mut Errors) -> Self {
+        match &attr.meta {
+            Meta::Path(_) => Self::default(),
+            Meta::List(list) => Self::parse(list.tokens.clone(), errors),
+            Meta::NameValue(meta) => {
+                errors.push(Error::new_spanned(
+                    meta,
+                    "expected `#[leak_check]` or `#[leak_check(...)]`",
+                ));
+                Self::default()
+            }
+        }
+    }
+
+    /// Whether any argument but `off` was given.
+    fn given(&self) -> bool {
+        self.settle_ms.is_some()
+            || !self.ignore_name.is_empty()
+            || !self.ignore_location.is_empty()
+            || self.ignore_untracked_tasks.is_some()
+            || self.flavor.is_some()
+            || self.worker_threads.is_some()
+            || self.start_paused.is_some()
+            || self.crate_path.is_some()
+            || self.unhandled_panic.is_some()
+            || self.name.is_some()
     }
 
     /// Parses the arguments of the `#[tokio::test(...)]` that `#[leak_check]`
@@ -154,6 +201,19 @@ impl Args {
             };
             return Err(Error::new_spanned(meta.path(), msg));
         };
+        if name == "off" {
+            let Meta::Path(path) = meta else {
+                return Err(Error::new_spanned(
+                    meta,
+                    "`off` takes no value: write `#[leak_check(off)]`",
+                ));
+            };
+            if self.off.is_some() {
+                return Err(Error::new_spanned(path, "duplicate `off` argument"));
+            }
+            self.off = Some(path);
+            return Ok(());
+        }
         let Meta::NameValue(meta) = meta else {
             return Err(Error::new_spanned(meta, format!("expected `{example}`")));
         };
@@ -336,19 +396,155 @@ impl Args {
             .start_paused
             .as_ref()
             .filter(|paused| paused.value.value);
+        // How to fix a setting the multi-thread flavor does not support.
+        let fix = |name: &str| {
+            if self.inherited_flavor {
+                format!(
+                    "this test gets `flavor = \"multi_thread\"` from the `#[leak_check]` \
+                     of its module: give it `flavor = \"current_thread\"` or remove `{name}`"
+                )
+            } else {
+                format!("remove `flavor = \"multi_thread\"` or `{name}`")
+            }
+        };
         if let (Flavor::MultiThread, Some(paused)) = (flavor, paused) {
-            errors.push(Error::new_spanned(
-                &paused.meta,
-                "tokio can pause time only on the current-thread runtime: \
-                 remove `flavor = \"multi_thread\"` or `start_paused`",
-            ));
+            let msg = format!(
+                "tokio can pause time only on the current-thread runtime: {}",
+                fix("start_paused"),
+            );
+            errors.push(Error::new_spanned(&paused.meta, msg));
         }
         if let (Flavor::MultiThread, Some(unhandled)) = (flavor, &self.unhandled_panic) {
-            errors.push(Error::new_spanned(
-                &unhandled.meta,
-                "tokio supports `unhandled_panic` only on the current-thread runtime: \
-                 remove `flavor = \"multi_thread\"` or `unhandled_panic`",
-            ));
+            let msg = format!(
+                "tokio supports `unhandled_panic` only on the current-thread runtime: {}",
+                fix("unhandled_panic"),
+            );
+            errors.push(Error::new_spanned(&unhandled.meta, msg));
+        }
+    }
+}
+
+/// The arguments of a `#[leak_check]` on a module: defaults for every test
+/// inside it, in nested modules too.
+pub struct ModuleArgs {
+    pub args: Args,
+    /// Which runtime arguments some test took: `flavor`, `worker_threads`,
+    /// `start_paused`. One that none took is an error.
+    used: [Cell<bool>; 3],
+}
+
+impl ModuleArgs {
+    pub fn new(args: Args) -> Self {
+        Self {
+            args,
+            used: Default::default(),
+        }
+    }
+
+    /// Whether this module's attribute is `#[leak_check(off)]`.
+    pub fn is_off(&self) -> bool {
+        self.args.off.is_some()
+    }
+
+    /// Reports each runtime argument of this module that no test took.
+    pub fn check_used(&self, errors: &mut Errors) {
+        let fields = [
+            self.args.flavor.as_ref().map(|a| (&a.meta, "")),
+            self.args.worker_threads.as_ref().map(|a| {
+                (
+                    &a.meta,
+                    "; it goes only to tests whose runtime is multi-thread",
+                )
+            }),
+            self.args.start_paused.as_ref().map(|a| {
+                (
+                    &a.meta,
+                    "; it goes only to tests whose runtime is current-thread or local",
+                )
+            }),
+        ];
+        for (field, used) in fields.iter().zip(&self.used) {
+            let Some((meta, only)) = field else { continue };
+            if used.get() {
+                continue;
+            }
+            let msg = format!(
+                "`{}` on this module applies to none of its tests: it is a default for the \
+                 tokio runtime `#[leak_check]` builds for an `async fn` test or in place of \
+                 `#[tokio::test]`, and a test that sets it keeps its own{only}",
+                meta.path.to_token_stream(),
+            );
+            errors.push(Error::new_spanned(meta, msg));
+        }
+    }
+}
+
+impl Args {
+    /// Fills in what this test's own attributes leave unset from the
+    /// modules around it (`modules`, outermost first): a value from the
+    /// nearest module that gives one, and the `ignore_*` lists of every
+    /// module added to the test's own. `builds_runtime` says whether
+    /// `#[leak_check]` builds the test's runtime; only then do the runtime
+    /// arguments apply, each where it fits the test's flavor.
+    pub fn inherit(&mut self, modules: &[ModuleArgs], builds_runtime: bool) {
+        // The value the nearest module gives, and that module.
+        fn nearest<T: Clone>(
+            modules: &[ModuleArgs],
+            field: impl Fn(&Args) -> &Option<Arg<T>>,
+        ) -> Option<(Arg<T>, &ModuleArgs)> {
+            modules
+                .iter()
+                .rev()
+                .find_map(|m| field(&m.args).clone().map(|arg| (arg, m)))
+        }
+        // A runtime argument: taken only if the test has none, and marked used.
+        fn take<T: Clone>(
+            mine: &mut Option<Arg<T>>,
+            modules: &[ModuleArgs],
+            field: impl Fn(&Args) -> &Option<Arg<T>>,
+            used: usize,
+        ) {
+            if mine.is_none() {
+                if let Some((arg, module)) = nearest(modules, field) {
+                    *mine = Some(arg);
+                    module.used[used].set(true);
+                }
+            }
+        }
+        if self.settle_ms.is_none() {
+            self.settle_ms = nearest(modules, |a| &a.settle_ms).map(|(arg, _)| arg);
+        }
+        if self.ignore_untracked_tasks.is_none() {
+            self.ignore_untracked_tasks =
+                nearest(modules, |a| &a.ignore_untracked_tasks).map(|(arg, _)| arg);
+        }
+        let outer = |list: fn(&Args) -> &Vec<LitStr>| -> Vec<LitStr> {
+            modules
+                .iter()
+                .flat_map(|m| list(&m.args))
+                .cloned()
+                .collect()
+        };
+        let names = outer(|a| &a.ignore_name);
+        self.ignore_name.splice(0..0, names);
+        let locations = outer(|a| &a.ignore_location);
+        self.ignore_location.splice(0..0, locations);
+        if !builds_runtime {
+            return;
+        }
+        self.inherited_flavor = self.flavor.is_none();
+        take(&mut self.flavor, modules, |a| &a.flavor, 0);
+        self.inherited_flavor &= self.flavor.is_some();
+        let flavor = self
+            .flavor
+            .as_ref()
+            .map_or(Flavor::CurrentThread, |f| f.value);
+        // A default that doesn't fit the test's flavor is not an error: the
+        // module's other tests may need it.
+        if flavor == Flavor::MultiThread {
+            take(&mut self.worker_threads, modules, |a| &a.worker_threads, 1);
+        } else {
+            take(&mut self.start_paused, modules, |a| &a.start_paused, 2);
         }
     }
 }

@@ -1,8 +1,9 @@
-//! Checks the item `#[leak_check]` is on, and rewrites it.
+//! Checks the item `#[leak_check]` is on, and rewrites it: a test function
+//! here, an inline module of tests in `module`.
 
-use crate::args::{Args, Flavor, UnhandledPanic};
+use crate::args::{Args, Flavor, ModuleArgs, UnhandledPanic};
 use crate::Errors;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens, TokenStreamExt};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Attribute, Error, Expr, Item, ItemFn, Local, Pat, Result, Stmt};
@@ -25,18 +26,56 @@ enum Form<'a> {
 
 pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
     let mut errors = Errors::default();
-    let mut args = Args::parse(args, &mut errors);
-    let Item::Fn(func) = item else {
-        let mut error = Error::new(
-            Span::call_site(),
-            "`#[leak_check]` goes on a test function, `fn` or `async fn`",
-        );
-        if let Err(args_error) = errors.finish() {
-            error.combine(args_error);
+    let args = Args::parse(args, &mut errors);
+    let tokens = match item {
+        Item::Fn(func) => {
+            if already_checked(&func) {
+                return Err(Error::new(
+                    Span::call_site(),
+                    "this test is already checked by the `#[leak_check]` on a module around it, \
+                     which could not see this attribute because it is written through \
+                     `cfg_attr` or under another name: write it as `#[leak_check(...)]`, \
+                     and the module's attribute applies its arguments to this test",
+                ));
+            }
+            if let Some(off) = &args.off {
+                errors.push(Error::new_spanned(
+                    off,
+                    "`off` exempts a test from the `#[leak_check]` on a module around it, \
+                     and this test is in no such module: to leave it unchecked, \
+                     remove `#[leak_check(off)]`",
+                ));
+            }
+            test(&func, args, &[], &mut errors)
         }
-        return Err(error);
+        Item::Mod(module) => crate::module::expand(module, args, &mut errors),
+        _ => {
+            let mut error = Error::new(
+                Span::call_site(),
+                "`#[leak_check]` goes on a test function, `fn` or `async fn`, \
+                 or on an inline module of tests, `mod tests { .. }`",
+            );
+            if let Err(args_error) = errors.finish() {
+                error.combine(args_error);
+            }
+            return Err(error);
+        }
     };
-    let form = classify(&func, &mut errors);
+    errors.finish()?;
+    Ok(tokens)
+}
+
+/// Checks one test, whose own `#[leak_check]` gave `args` (and has been taken
+/// off `func`), inside the `#[leak_check]` modules `modules`, outermost
+/// first, and rewrites it. Problems go to `errors`; the tokens returned are
+/// only meant to be used if there are none.
+pub fn test(
+    func: &ItemFn,
+    mut args: Args,
+    modules: &[ModuleArgs],
+    errors: &mut Errors,
+) -> TokenStream {
+    let form = classify(func, errors);
     match form {
         Form::Sync => {
             for arg in args.runtime() {
@@ -46,12 +85,17 @@ pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
                 );
                 errors.push(Error::new_spanned(arg, msg));
             }
+            args.inherit(modules, false);
         }
-        Form::OwnRuntime => args.check_runtime(&mut errors),
+        Form::OwnRuntime => {
+            args.inherit(modules, true);
+            args.check_runtime(errors);
+        }
         Form::TokioTest(attr) => {
-            let tokio_args = Args::parse_tokio_test(attr, &mut errors);
-            args.merge_tokio_test(tokio_args, &path_string(attr), &mut errors);
-            args.check_runtime(&mut errors);
+            let tokio_args = Args::parse_tokio_test(attr, errors);
+            args.merge_tokio_test(tokio_args, &path_string(attr), errors);
+            args.inherit(modules, true);
+            args.check_runtime(errors);
         }
         Form::RuntimeAttr(attr) => {
             let path = path_string(attr);
@@ -65,11 +109,27 @@ pub fn leak_check(args: TokenStream, item: Item) -> Result<TokenStream> {
                 );
                 errors.push(Error::new_spanned(arg, msg));
             }
+            args.inherit(modules, false);
         }
     }
-    check_signature(&func, &mut errors);
-    errors.finish()?;
-    Ok(generate(&func, &form, &args))
+    check_signature(func, errors);
+    // Where a failed check panics: at the attribute on the test, or at the
+    // test's name when the attribute is on its module, many lines above.
+    let site = if modules.is_empty() {
+        Span::call_site()
+    } else {
+        func.sig.ident.span()
+    };
+    generate(func, &form, &args, site)
+}
+
+/// Whether `#[leak_check]` has already rewritten this function, which then
+/// defines `__leakcheck_body` inside: a module's `#[leak_check]` checked it
+/// without seeing an attribute it could not recognise.
+pub fn already_checked(func: &ItemFn) -> bool {
+    func.block.stmts.iter().any(
+        |stmt| matches!(stmt, Stmt::Item(Item::Fn(inner)) if inner.sig.ident == "__leakcheck_body"),
+    )
 }
 
 fn classify<'a>(func: &'a ItemFn, errors: &mut Errors) -> Form<'a> {
@@ -125,11 +185,11 @@ fn is_tokio_test(attr: &Attribute) -> bool {
         && segments.iter().all(|segment| segment.arguments.is_none())
 }
 
-fn path_string(attr: &Attribute) -> String {
+pub fn path_string(attr: &Attribute) -> String {
     attr.path().to_token_stream().to_string().replace(' ', "")
 }
 
-fn last_segment_is(attr: &Attribute, name: &str) -> bool {
+pub fn last_segment_is(attr: &Attribute, name: &str) -> bool {
     attr.path()
         .segments
         .last()
@@ -170,7 +230,7 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) {
     }
 }
 
-fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
+fn generate(func: &ItemFn, form: &Form, args: &Args, site: Span) -> TokenStream {
     // The `#[tokio::test]` that `#[leak_check]` replaces is dropped.
     let replaced = match form {
         Form::TokioTest(attr) => Some(*attr),
@@ -196,6 +256,16 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
     });
     let guard = options(args);
     let private = quote!(::leakcheck::__private);
+    let check_sync = call_at(
+        site,
+        quote!(::leakcheck::__private::check_sync),
+        quote!(__leakcheck_guard),
+    );
+    let panic = call_at(
+        site,
+        quote!(::core::panic!),
+        quote!("{}", __leakcheck_report),
+    );
 
     // A `#[test]` (or another runtime's `..::test`) below `#[leak_check]` is
     // kept, and is the only one.
@@ -211,7 +281,7 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             fn __leakcheck_body() #output #body
             let __leakcheck_guard = #guard;
             let __leakcheck_value = __leakcheck_body();
-            #private::check_sync(__leakcheck_guard);
+            #check_sync;
             __leakcheck_value
         },
         Form::OwnRuntime | Form::TokioTest(_) => {
@@ -237,7 +307,7 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
                     if let ::core::result::Result::Err(__leakcheck_report) =
                         #private::check_async(__leakcheck_guard).await
                     {
-                        ::core::panic!("{}", __leakcheck_report);
+                        #panic;
                     }
                     __leakcheck_value
                 })
@@ -250,7 +320,7 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             if let ::core::result::Result::Err(__leakcheck_report) =
                 #private::check_async(__leakcheck_guard).await
             {
-                ::core::panic!("{}", __leakcheck_report);
+                #panic;
             }
             __leakcheck_value
         },
@@ -263,6 +333,21 @@ fn generate(func: &ItemFn, form: &Form, args: &Args) -> TokenStream {
             #block
         }
     }
+}
+
+/// `path(args)`, where a panic inside (through `#[track_caller]` or
+/// `panic!`) is located at `site`. A panic's location is the outermost
+/// macro call that its tokens come from, so the path and the parentheses
+/// carry `site` itself; the arguments keep the expansion's spans, so that
+/// the locals they name resolve as everywhere else in it.
+fn call_at(site: Span, path: TokenStream, args: TokenStream) -> TokenStream {
+    let path = path.into_iter().map(|mut token| {
+        token.set_span(site);
+        token
+    });
+    let mut args = Group::new(Delimiter::Parenthesis, args);
+    args.set_span(site);
+    quote!(#(#path)* #args)
 }
 
 /// `Options::new()...verify_none()`, which opens the guard.

@@ -7,6 +7,7 @@
 
 mod args;
 mod expand;
+mod module;
 
 use proc_macro::TokenStream;
 
@@ -19,7 +20,8 @@ use proc_macro::TokenStream;
 /// ([`leakcheck::spawn`], [`leakcheck::thread::spawn`], [`leakcheck::task`])
 /// from the test, or from work the test started, must have ended by then, or
 /// end within the settle budget. If any is left, the test panics with a report
-/// of each straggler and the line that spawned it.
+/// of each straggler and the line that spawned it. On an inline module, it
+/// does this for every test inside (see [On a module](#on-a-module)).
 ///
 /// ```rust,ignore
 /// use leakcheck::leak_check;
@@ -125,6 +127,76 @@ use proc_macro::TokenStream;
 /// `#[tokio::test]` has already made, and could only check after tokio's
 /// runtime is gone, when no leak can be seen. That order is a compile error.
 ///
+/// # On a module
+///
+/// On an inline module, `#[leak_check]` checks every test inside it, in
+/// nested modules too, as if each had a `#[leak_check]` of its own: one line
+/// covers a crate's unit tests.
+///
+/// ```rust,ignore
+/// #[cfg(test)]
+/// #[leakcheck::leak_check(settle_ms = 200)]
+/// mod tests {
+///     use super::*;
+///     use leakcheck::leak_check;
+///
+///     fn server() -> Server { /* .. */ } // not a test: left as it is
+///
+///     #[test]
+///     fn parses() { /* .. */ }
+///
+///     #[tokio::test(flavor = "multi_thread")] // runtime built by `#[leak_check]`
+///     async fn serves() { /* .. */ }
+///
+///     #[leak_check(ignore_name = "pool-reaper")] // and `settle_ms = 200`
+///     #[tokio::test]
+///     async fn pools() { /* .. */ }
+///
+///     #[leak_check(off)] // not checked
+///     #[tokio::test]
+///     async fn legacy() { /* .. */ }
+/// }
+/// ```
+///
+/// A test is a function with `#[test]`, `#[tokio::test]`, another attribute
+/// whose path ends in `test` (`#[test_log::test]`, `#[actix_rt::test]`), or
+/// a `#[leak_check]` of its own; each is rewritten exactly as the per-test
+/// form would rewrite it, with the same errors. Every other item, helper
+/// functions and fixtures included, is left as it is, and so are the
+/// module's attributes (`#[cfg(test)]` may go above or below
+/// `#[leak_check]`: rustc applies it first).
+///
+/// The module's arguments are defaults, argument by argument: a test's own
+/// `#[leak_check(...)]`, and the arguments of its `#[tokio::test(...)]`,
+/// replace the module's value of the arguments they give and keep the
+/// others; `ignore_name` and `ignore_location` add to the module's. A
+/// nested module's `#[leak_check(...)]` does the same for the tests inside
+/// it. The runtime arguments go to the tests whose runtime `#[leak_check]`
+/// builds (an `async fn`, or in place of `#[tokio::test]`), each where it
+/// fits: `worker_threads` to multi-thread tests, `start_paused` to
+/// current-thread and local ones; one that no test takes is an error.
+///
+/// `#[leak_check(off)]` exempts a test, or a nested module, which is then
+/// left exactly as it would be without the module's attribute: a
+/// `#[tokio::test]` keeps tokio's own runtime. The nearest `#[leak_check]`
+/// decides, so a test with its own `#[leak_check]` inside an exempt module
+/// is checked. `off` takes no other argument, and anywhere it would exempt
+/// nothing (outside a checked module, on a function that is no test) it is
+/// an error.
+///
+/// The module's attribute handles the `#[leak_check]`s inside itself, so no
+/// test is checked twice. It can only see what is written in the module:
+///
+/// - `#[leak_check]` goes above a test's test attribute, as anywhere.
+/// - Written through `#[cfg_attr(..)]` or under another name (`use
+///   leakcheck::leak_check as lc`), an attribute inside is not seen, and
+///   it runs after the module's, on a test already checked: an error.
+/// - Tests that a macro generates (`proptest! { .. }`) are not seen; use
+///   [`leakcheck::verify_none`] in their body.
+/// - A module in a file of its own, `mod tests;`, is not seen: rustc gives
+///   an attribute macro only the `mod tests;` line (and refuses it). Put
+///   `#[leak_check]` on an inline module in that file, or on each test.
+///
 /// # The instrumented runtime
 ///
 /// Every runtime `#[leak_check]` builds, for an `async fn` alone or in place
@@ -144,8 +216,9 @@ use proc_macro::TokenStream;
 /// | `flavor` | `"current_thread"` (default), `"multi_thread"` or `"local"` | the runtime of an `async fn` test; `"multi_thread"` needs tokio's `rt-multi-thread` feature; `"local"` is tokio's `LocalRuntime` (tokio 1.51+), where `tokio::task::spawn_local` works |
 /// | `worker_threads` | integer | the number of workers of a `"multi_thread"` runtime |
 /// | `start_paused` | `true` or `false` | start the clock of a current-thread runtime paused; needs tokio's `test-util` feature |
+/// | `off` | none | inside a checked module: leave this test, or this nested module, unchecked |
 ///
-/// The first four are [`leakcheck::Options`]; the last three apply only to
+/// The first four are [`leakcheck::Options`]; the next three apply only to
 /// an `async fn` that `#[leak_check]` builds the runtime for, and may
 /// instead be given to a `#[tokio::test]` below it.
 ///
@@ -181,8 +254,9 @@ use proc_macro::TokenStream;
 ///
 /// # Compile errors
 ///
-/// - on anything but a function, and on a function that takes arguments or is
-///   generic (type, const or lifetime parameters, or a `where` clause);
+/// - on anything but a function or an inline module, and on a function that
+///   takes arguments or is generic (type, const or lifetime parameters, or a
+///   `where` clause);
 /// - on an unknown argument, a value of the wrong type, a repeated argument
 ///   other than `ignore_name` and `ignore_location`, or an unknown `flavor`;
 /// - on a runtime argument of a sync test, or of a test whose runtime another
@@ -192,7 +266,13 @@ use proc_macro::TokenStream;
 /// - with `#[tokio::test]` below: on an argument of it that `#[leak_check]`
 ///   can't pass on, on a runtime argument given to both attributes, and on a
 ///   second test attribute such as `#[test]`;
-/// - below `#[tokio::test]`.
+/// - below `#[tokio::test]`;
+/// - on a module: on a file module (`mod tests;`), on a module with no test
+///   in it, on a runtime argument that none of its tests takes; inside it, on
+///   a `#[leak_check]` below a test attribute, or one it could not see
+///   (through `cfg_attr` or another name) on a test it has already checked;
+/// - `off` with another argument, outside a checked module, or on a
+///   function that is no test.
 ///
 // Relative links: these docs are read where leakcheck re-exports the macro,
 // at `leakcheck/attr.leak_check.html`.
@@ -201,6 +281,7 @@ use proc_macro::TokenStream;
 /// [`leakcheck::task`]: task/index.html
 /// [`leakcheck::Options`]: struct.Options.html
 /// [`leakcheck::runtime::instrument`]: runtime/fn.instrument.html
+/// [`leakcheck::verify_none`]: fn.verify_none.html
 #[proc_macro_attribute]
 pub fn leak_check(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::Item);
