@@ -50,6 +50,29 @@
 //! # fn main() {}
 //! ```
 //!
+//! On an inline module it checks every test inside, nested modules too, with
+//! the module's arguments as defaults; `#[leak_check(off)]` exempts one test:
+//!
+//! ```
+//! #[leakcheck::leak_check(settle_ms = 200)]
+//! mod tests {
+//!     #[test]
+//!     fn worker_is_joined() {
+//!         leakcheck::thread::spawn(|| ()).join().unwrap();
+//!     }
+//!
+//!     #[tokio::test(flavor = "multi_thread")]
+//!     async fn task_is_awaited() {
+//!         tokio::spawn(async {}).await.unwrap();
+//!     }
+//!
+//!     #[leakcheck::leak_check(off)]
+//!     #[test]
+//!     fn not_checked() {}
+//! }
+//! # fn main() {}
+//! ```
+//!
 //! # How it fits together
 //!
 //! Data flows one way, and the modules are layered to match:
@@ -93,6 +116,9 @@
 //! panic with a message naming it.
 
 #![warn(missing_docs)]
+// The module form's example is a module of tests: as a doctest it shows that
+// the expansion compiles, which is what it can show.
+#![allow(clippy::test_attr_in_doctest)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // The map, bottom to top: each module imports only modules listed before it.
