@@ -92,7 +92,10 @@ fn assert_counted_with_watcher(report: &LeakReport, watcher: &str) {
         assert!(!text.contains("RUSTFLAGS"), "{text}");
     } else {
         assert!(
-            text.contains("build with RUSTFLAGS=\"--cfg tokio_unstable\""),
+            text.contains(
+                "run the suite with `cargo leakcheck test` (or build with \
+                 RUSTFLAGS=\"--cfg tokio_unstable\")"
+            ),
             "{text}"
         );
     }

@@ -285,9 +285,10 @@ const UNTRACKED_TASKS_HINT: &str = if cfg!(tokio_unstable) {
      attribute leakcheck does not instrument (put `#[leak_check]` above `#[tokio::test]`, or use \
      `#[leak_check]` alone). Or spawn the tasks with `leakcheck::spawn`."
 } else {
-    "To see their spawn sites: spawn them with `leakcheck::spawn`, or build with \
-     RUSTFLAGS=\"--cfg tokio_unstable\" so `#[leak_check]` runtimes (and runtimes passed to \
-     `leakcheck::runtime::instrument`) record every task's spawn site."
+    "To see their spawn sites: run the suite with `cargo leakcheck test` (or build with \
+     RUSTFLAGS=\"--cfg tokio_unstable\"), so that `#[leak_check]` runtimes (and runtimes passed \
+     to `leakcheck::runtime::instrument`) record every task's spawn site; or spawn them with \
+     `leakcheck::spawn`."
 };
 
 fn untracked(n: usize, kind: &str) -> String {
