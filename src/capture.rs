@@ -27,7 +27,14 @@ use std::sync::Arc;
 
 /// A backtrace as captured at a spawn, resolved on first use.
 pub(crate) struct CreationBacktrace {
-    inner: Mutex<(Vec<backtrace::BacktraceFrame>, Option<Arc<[Frame]>>)>,
+    inner: Mutex<Resolution>,
+}
+
+struct Resolution {
+    /// The stack as captured, with the symbols of frames looked up so far.
+    captured: Vec<backtrace::BacktraceFrame>,
+    /// What reports show, once resolved.
+    frames: Option<Arc<[Frame]>>,
 }
 
 /// A creation backtrace attached to a record.
@@ -193,7 +200,10 @@ impl fmt::Display for Backtrace {
 impl CreationBacktrace {
     fn capture() -> Self {
         Self {
-            inner: Mutex::new((unresolved(), None)),
+            inner: Mutex::new(Resolution {
+                captured: unresolved(),
+                frames: None,
+            }),
         }
     }
 
@@ -201,8 +211,8 @@ impl CreationBacktrace {
     /// call made while another thread resolves waits for it.
     pub(crate) fn resolve(&self, shared: bool) -> Backtrace {
         let mut inner = self.inner.lock();
-        let (trace, frames) = &mut *inner;
-        let frames = frames.get_or_insert_with(|| resolved_frames(trace).into());
+        let Resolution { captured, frames } = &mut *inner;
+        let frames = frames.get_or_insert_with(|| resolved_frames(captured).into());
         Backtrace {
             frames: frames.clone(),
             shared,
@@ -212,7 +222,9 @@ impl CreationBacktrace {
     /// Whether it still has to be resolved, as far as can be told without
     /// waiting: one being resolved now counts as resolved.
     fn is_unresolved(&self) -> bool {
-        self.inner.try_lock().is_some_and(|inner| inner.1.is_none())
+        self.inner
+            .try_lock()
+            .is_some_and(|inner| inner.frames.is_none())
     }
 }
 
