@@ -1,10 +1,20 @@
 //! Creation backtraces: captured unresolved at spawn, resolved only when a
-//! report is printed.
+//! report needs them.
 //!
 //! Capturing costs microseconds and resolving costs about a thousand times
 //! more, so the spawn path never resolves. In the default `site` mode only the
 //! first spawn from each call site in each scope pays for a capture; later
 //! spawns from that site share it.
+//!
+//! The first resolution in a process pays for loading debug info, which in
+//! a debug test binary is read by the `backtrace` crate's symbolizer built
+//! without optimisation. Two things keep that off a failing test's path:
+//! frames in the C library are never looked up in debug info (see
+//! [`in_c_runtime`]), and a check that keeps waiting for stragglers starts
+//! resolving their backtraces on a helper thread ([`resolve_ahead`]), so the
+//! work is done by the time the report is printed. Resolved frames are kept
+//! with their capture, and the symbolizer keeps the binary's debug info
+//! loaded, for the rest of the process.
 
 use crate::config::{self, BacktraceMode};
 use parking_lot::Mutex;
@@ -17,7 +27,14 @@ use std::sync::Arc;
 
 /// A backtrace as captured at a spawn, resolved on first use.
 pub(crate) struct CreationBacktrace {
-    inner: Mutex<(backtrace::Backtrace, Option<Arc<[Frame]>>)>,
+    inner: Mutex<Resolution>,
+}
+
+struct Resolution {
+    /// The stack as captured, with the symbols of frames looked up so far.
+    captured: Vec<backtrace::BacktraceFrame>,
+    /// What reports show, once resolved.
+    frames: Option<Arc<[Frame]>>,
 }
 
 /// A creation backtrace attached to a record.
@@ -183,35 +200,72 @@ impl fmt::Display for Backtrace {
 impl CreationBacktrace {
     fn capture() -> Self {
         Self {
-            inner: Mutex::new((unresolved(), None)),
+            inner: Mutex::new(Resolution {
+                captured: unresolved(),
+                frames: None,
+            }),
         }
     }
 
     /// Whether the function that starts at `entry` was on the stack at the
     /// capture. Compares the start addresses the unwinder noted while walking
-    /// the stack, so it resolves no symbol and costs nothing worth noting.
+    /// the stack, so it resolves no symbol and costs nothing worth noting
+    /// (but waits for a resolution under way on another thread).
     pub(crate) fn passed_through(&self, entry: usize) -> bool {
         let inner = self.inner.lock();
         inner
-            .0
-            .frames()
+            .captured
             .iter()
             .any(|frame| frame.symbol_address() as usize == entry)
     }
 
-    /// Resolves symbols on first call, then returns the cached frames.
+    /// Resolves symbols on first call, then returns the cached frames. A
+    /// call made while another thread resolves waits for it.
     pub(crate) fn resolve(&self, shared: bool) -> Backtrace {
         let mut inner = self.inner.lock();
-        let (trace, frames) = &mut *inner;
-        let frames = frames.get_or_insert_with(|| {
-            trace.resolve();
-            resolved_frames(trace).into()
-        });
+        let Resolution { captured, frames } = &mut *inner;
+        let frames = frames.get_or_insert_with(|| resolved_frames(captured).into());
         Backtrace {
             frames: frames.clone(),
             shared,
         }
     }
+
+    /// Whether it still has to be resolved, as far as can be told without
+    /// waiting: one being resolved now counts as resolved.
+    fn is_unresolved(&self) -> bool {
+        self.inner
+            .try_lock()
+            .is_some_and(|inner| inner.frames.is_none())
+    }
+}
+
+/// Creation backtraces that a check expects to report, to be resolved on
+/// another thread while it waits: see [`resolve_ahead`].
+pub(crate) struct ResolveAhead(Vec<Arc<CreationBacktrace>>);
+
+impl ResolveAhead {
+    /// Resolves them, keeping the frames with each capture.
+    pub(crate) fn run(self) {
+        for trace in self.0 {
+            trace.resolve(false);
+        }
+    }
+}
+
+/// The creation backtraces among `traces` that are not resolved yet, each
+/// once; `None` when there are none.
+pub(crate) fn resolve_ahead<'a>(
+    traces: impl Iterator<Item = &'a Captured>,
+) -> Option<ResolveAhead> {
+    let mut pending: Vec<Arc<CreationBacktrace>> = Vec::new();
+    for captured in traces {
+        let trace = &captured.trace;
+        if !pending.iter().any(|t| Arc::ptr_eq(t, trace)) && trace.is_unresolved() {
+            pending.push(trace.clone());
+        }
+    }
+    (!pending.is_empty()).then_some(ResolveAhead(pending))
 }
 
 /// Captures the calling stack without resolving it.
@@ -221,7 +275,7 @@ impl CreationBacktrace {
 /// first report of a debug test binary. Spawns of other tests would queue
 /// behind a report being printed, so where the platform's unwinder is
 /// thread-safe, the stack is walked without that lock.
-fn unresolved() -> backtrace::Backtrace {
+fn unresolved() -> Vec<backtrace::BacktraceFrame> {
     #[cfg(not(windows))]
     {
         let mut frames = Vec::with_capacity(32);
@@ -235,17 +289,30 @@ fn unresolved() -> backtrace::Backtrace {
                 true
             });
         }
-        backtrace::Backtrace::from(frames)
+        frames
     }
     #[cfg(windows)]
     {
-        backtrace::Backtrace::new_unresolved()
+        backtrace::Backtrace::new_unresolved().frames().to_vec()
     }
 }
 
-fn resolved_frames(trace: &backtrace::Backtrace) -> Vec<Frame> {
+/// Resolves `trace` frame by frame. Frames in the C library are left
+/// unresolved: see [`in_c_runtime`].
+fn resolved_frames(trace: &mut [backtrace::BacktraceFrame]) -> Vec<Frame> {
     let mut frames = Vec::new();
-    for frame in trace.frames() {
+    for frame in trace {
+        if in_c_runtime(frame.ip()) {
+            frames.push(Frame {
+                function: None,
+                file: None,
+                line: None,
+                column: None,
+                hidden: true,
+            });
+            continue;
+        }
+        frame.resolve();
         let symbols = frame.symbols();
         if symbols.is_empty() {
             frames.push(Frame {
@@ -271,6 +338,49 @@ fn resolved_frames(trace: &backtrace::Backtrace) -> Vec<Frame> {
         }
     }
     frames
+}
+
+/// Whether `ip` is in the C library or the dynamic loader: the thread and
+/// process entry points (`start_thread`, `clone3`, `__libc_start_main`)
+/// that end every backtrace, and never the code under test.
+///
+/// Their frames are hidden whatever they resolve to, and resolving them is
+/// the dearest part of a first report where the C library's detached debug
+/// info is installed (`libc6-dbg`: zlib-compressed sections that the
+/// symbolizer inflates whole, half a second in a debug build). Which object
+/// an address is in comes from the loader's own list, without debug info.
+fn in_c_runtime(ip: *mut std::ffi::c_void) -> bool {
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    {
+        // SAFETY: `dladdr` only reads the loader's list of loaded objects;
+        // any address may be passed, and `info` is a valid place for the
+        // answer, read only when the call reports success.
+        let object = unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            if libc::dladdr(ip.cast_const(), &mut info) == 0 || info.dli_fname.is_null() {
+                return false;
+            }
+            std::ffi::CStr::from_ptr(info.dli_fname)
+        };
+        let name = object.to_bytes();
+        let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+        const C_RUNTIME: &[&[u8]] = &[
+            b"libc.so",
+            b"libc-",
+            b"libc.musl-",
+            b"ld-linux",
+            b"ld-musl-",
+            b"libpthread.so",
+            b"libpthread-",
+            b"libdl.so",
+        ];
+        C_RUNTIME.iter().any(|prefix| base.starts_with(prefix))
+    }
+    #[cfg(not(all(unix, not(target_vendor = "apple"))))]
+    {
+        let _ = ip;
+        false
+    }
 }
 
 /// Frames that belong to the runtime, the standard library, leakcheck or the
@@ -455,8 +565,57 @@ impl SiteSamples {
 
 #[cfg(test)]
 mod tests {
-    use super::is_machinery;
+    use super::{in_c_runtime, is_machinery, resolve_ahead, Captured, CreationBacktrace};
     use std::path::Path;
+    use std::sync::Arc;
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn the_c_library_is_told_from_the_binary_without_debug_info() {
+        let in_libc = libc::getpid as unsafe extern "C" fn() -> libc::pid_t;
+        assert!(in_c_runtime(in_libc as *mut _));
+        let ours = the_c_library_is_told_from_the_binary_without_debug_info as fn();
+        assert!(!in_c_runtime(ours as *mut _));
+    }
+
+    #[inline(never)]
+    fn capture_here() -> Captured {
+        Captured {
+            trace: Arc::new(CreationBacktrace::capture()),
+            shared: false,
+        }
+    }
+
+    #[test]
+    fn resolving_ahead_takes_each_unresolved_trace_once_and_keeps_its_frames() {
+        let first = capture_here();
+        let shared = Captured {
+            trace: first.trace.clone(),
+            shared: true,
+        };
+        let done = capture_here();
+        let kept = done.trace.resolve(false);
+        let pending = resolve_ahead([&first, &shared, &done].into_iter()).expect("one to resolve");
+        assert_eq!(pending.0.len(), 1);
+        std::thread::spawn(move || pending.run()).join().unwrap();
+        assert!(!first.trace.is_unresolved());
+        assert!(resolve_ahead([&first, &done].into_iter()).is_none());
+        // The frames resolved on the other thread are the ones a report gets
+        // (hidden here: this is leakcheck's own source).
+        let trace = first.trace.resolve(false);
+        let names: Vec<_> = trace
+            .all_frames()
+            .iter()
+            .filter_map(|f| f.function())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.ends_with("capture_here")),
+            "{names:?}"
+        );
+        // No frame of the C library is shown, or looked up in debug info.
+        assert!(trace.all_frames().last().is_some_and(|f| f.is_hidden()));
+        assert_eq!(kept, done.trace.resolve(false));
+    }
 
     fn hidden(function: &str, file: Option<&str>) -> bool {
         is_machinery(Some(function), file.map(Path::new))

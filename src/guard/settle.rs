@@ -6,6 +6,7 @@
 //! verdict is believed only once every probe confirms it.
 
 use crate::options::Options;
+use crate::probe::os_threads::SYMBOLS_THREAD_NAME;
 use crate::probe::{Alive, Look, Probes};
 use crate::registry::{Scope, State};
 use crate::report::{LeakReport, Straggler};
@@ -37,6 +38,12 @@ const MAX_BUDGETS: u32 = 4;
 const UNTRACKED_CONFIRM: Duration = Duration::from_millis(25);
 /// The resolution of tokio's timer.
 const TOKIO_TICK: Duration = Duration::from_millis(1);
+/// Stragglers still there after this long (or a quarter of the budget, if
+/// less) are likely to be reported: their creation backtraces start being
+/// resolved on another thread, so that the report is ready when the wait
+/// ends. Work that is only winding down has usually ended by then, so a
+/// check that turns out clean seldom starts it.
+const RESOLVE_AHEAD_AFTER: Duration = Duration::from_millis(25);
 
 pub(crate) enum Step {
     Clean,
@@ -67,6 +74,9 @@ pub(crate) struct Settle<'a> {
     total_lateness: Duration,
     /// The resolution of the clock the caller sleeps on.
     timer_tick: Duration,
+    /// When to start resolving the stragglers' backtraces ahead of the
+    /// report; `None` once started.
+    resolve_ahead_at: Option<Duration>,
 }
 
 impl<'a> Settle<'a> {
@@ -98,6 +108,7 @@ impl<'a> Settle<'a> {
             } else {
                 Duration::ZERO
             },
+            resolve_ahead_at: Some(RESOLVE_AHEAD_AFTER.min(budget / 4)),
         }
     }
 
@@ -244,6 +255,14 @@ impl<'a> Settle<'a> {
                 ));
             }
             return Step::Leaked(report);
+        }
+        if self.resolve_ahead_at.is_some_and(|at| elapsed >= at) {
+            self.resolve_ahead_at = None;
+            if let Some(pending) = crate::report::resolve_ahead(&stragglers) {
+                // Only a head start: if no thread can be had, the report
+                // resolves them itself.
+                crate::probe::run_on_own_thread(SYMBOLS_THREAD_NAME, move || pending.run());
+            }
         }
         let pause = self
             .pause

@@ -46,6 +46,25 @@ use crate::report::{LeakReport, Straggler, UntrackedThread};
 use std::future::Future;
 use std::sync::Arc;
 
+/// Runs `job` on a new thread of leakcheck's own, named `name`, which no
+/// probe counts as a test's work: the thread hook does not see it created,
+/// and the OS-thread check knows its id before this returns. Returns
+/// whether the thread started; it ends when `job` returns.
+pub(crate) fn run_on_own_thread(name: &str, job: impl FnOnce() + Send + 'static) -> bool {
+    let (marked, is_marked) = std::sync::mpsc::sync_channel::<()>(1);
+    let spawned = thread_hook::not_hooked(|| {
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let _own = os_threads::OwnThread::enter();
+                let _ = marked.send(());
+                job();
+            })
+    });
+    // A thread that fails to mark itself has ended: nothing can see it.
+    spawned.is_ok() && is_marked.recv().is_ok()
+}
+
 /// What a probe may consider when a guard opens.
 pub(crate) struct Opening<'a> {
     /// The guard's scope.

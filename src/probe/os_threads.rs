@@ -16,6 +16,8 @@ use std::collections::HashSet;
 
 /// The name of leakcheck's own signal-dump thread, which is never a leak.
 pub(crate) const DUMP_THREAD_NAME: &str = "leakcheck-dump";
+/// The name of the thread a waiting check resolves backtraces on.
+pub(crate) const SYMBOLS_THREAD_NAME: &str = "leakcheck-syms";
 
 /// The threads alive when a guard opened, when the check is on for it.
 pub(crate) struct OsThreads {
@@ -110,6 +112,35 @@ pub(crate) fn runtime_thread_stopped() {
     }
 }
 
+/// leakcheck's own short-lived threads, which are never a test's.
+static OWN_THREADS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+
+/// Marks the current thread as leakcheck's own while it is alive. Taken on
+/// the thread itself, since only it knows its id; its starter waits for
+/// that, so that no look can see the thread before it is marked.
+pub(crate) struct OwnThread(Option<u32>);
+
+impl OwnThread {
+    pub(crate) fn enter() -> Self {
+        let tid = current_tid();
+        if let Some(tid) = tid {
+            OWN_THREADS
+                .lock()
+                .get_or_insert_with(HashSet::new)
+                .insert(tid);
+        }
+        Self(tid)
+    }
+}
+
+impl Drop for OwnThread {
+    fn drop(&mut self) {
+        if let (Some(tid), Some(set)) = (self.0, OWN_THREADS.lock().as_mut()) {
+            set.remove(&tid);
+        }
+    }
+}
+
 /// The threads alive when a guard opened.
 pub(crate) struct ThreadBaseline {
     tids: HashSet<u32>,
@@ -145,8 +176,9 @@ impl ThreadBaseline {
             return Vec::new();
         }
         let tracked = tracked();
+        let own = OWN_THREADS.lock().clone().unwrap_or_default();
         new.into_iter()
-            .filter(|(tid, _)| !tracked.contains(tid))
+            .filter(|(tid, _)| !tracked.contains(tid) && !own.contains(tid))
             .map(|(tid, name)| UntrackedThread::new(tid, name))
             .collect()
     }
@@ -156,7 +188,7 @@ impl ThreadBaseline {
 /// `tokio-rt-worker`, cut by Linux to 15 bytes; blocking-pool threads share
 /// the name. Match the stem, not one spelling.
 pub(crate) fn is_runtime_or_tool_thread(name: &str) -> bool {
-    name.starts_with("tokio-") || name == DUMP_THREAD_NAME
+    name.starts_with("tokio-") || name == DUMP_THREAD_NAME || name == SYMBOLS_THREAD_NAME
 }
 
 /// Every thread of the process as (tid, name). Threads that end while the

@@ -15,6 +15,7 @@ pub(crate) use group::{by_site, count_by_kind, counted, human, write_group};
 pub use json::FORMAT_VERSION;
 pub(crate) use publish::publish;
 pub use site::Site;
+pub(crate) use straggler::resolve_ahead;
 pub use straggler::{Detail, Straggler};
 
 pub use crate::capture::{Backtrace, Frame};

@@ -1,7 +1,7 @@
 //! [`Straggler`]: one unit of work that was still alive at a check.
 
 use super::Site;
-use crate::capture::{display_path, Backtrace};
+use crate::capture::{display_path, Backtrace, ResolveAhead};
 use crate::registry::{ActivitySample, Kind, Record, State};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -223,6 +223,17 @@ impl Straggler {
             })
             .as_ref()
     }
+}
+
+/// The creation backtraces of `stragglers` not resolved yet, for a check
+/// that expects to report them to resolve on another thread while it
+/// waits; `None` when there is nothing to resolve.
+pub(crate) fn resolve_ahead(stragglers: &[Straggler]) -> Option<ResolveAhead> {
+    crate::capture::resolve_ahead(
+        stragglers
+            .iter()
+            .filter_map(|s| s.record.backtrace.as_ref()),
+    )
 }
 
 /// Polls per second above which a task is said to spin rather than wait: a
