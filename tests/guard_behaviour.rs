@@ -621,7 +621,7 @@ fn ignore_if_a_predicate_holds() {
 
 /// The `expected` text names the spawn line below; keep them in step.
 #[test]
-#[should_panic(expected = "1 thread spawned at tests/guard_behaviour.rs:626:")]
+#[should_panic(expected = "1 thread spawned at tests/guard_behaviour.rs:628:")]
 fn dropping_a_leaky_guard_panics_with_the_report() {
     let worker;
     let _guard = Options::new().settle(SETTLE).verify_none();
