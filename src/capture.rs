@@ -18,11 +18,13 @@
 
 use crate::config::{self, BacktraceMode};
 use parking_lot::Mutex;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A backtrace as captured at a spawn, resolved on first use.
@@ -255,14 +257,12 @@ impl ResolveAhead {
 
 /// The creation backtraces among `traces` that are not resolved yet, each
 /// once; `None` when there are none.
-pub(crate) fn resolve_ahead<'a>(
-    traces: impl Iterator<Item = &'a Captured>,
-) -> Option<ResolveAhead> {
+pub(crate) fn resolve_ahead(traces: impl Iterator<Item = Captured>) -> Option<ResolveAhead> {
     let mut pending: Vec<Arc<CreationBacktrace>> = Vec::new();
     for captured in traces {
-        let trace = &captured.trace;
-        if !pending.iter().any(|t| Arc::ptr_eq(t, trace)) && trace.is_unresolved() {
-            pending.push(trace.clone());
+        let trace = captured.trace;
+        if !pending.iter().any(|t| Arc::ptr_eq(t, &trace)) && trace.is_unresolved() {
+            pending.push(trace);
         }
     }
     (!pending.is_empty()).then_some(ResolveAhead(pending))
@@ -492,9 +492,21 @@ fn is_machinery_name(function: &str) -> bool {
 
 /// Per-scope memory of which call sites already have a backtrace, keyed by
 /// the address of the call site's `Location`: one static per call site.
-#[derive(Default)]
 pub(crate) struct SiteSamples {
     by_site: Mutex<HashMap<usize, Arc<CreationBacktrace>, BuildHasherDefault<AddressHasher>>>,
+    /// Unique for the process's lifetime, unlike an address, so a thread's
+    /// cache of the last site it found here can never match another scope's.
+    serial: u64,
+}
+
+impl Default for SiteSamples {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            by_site: Mutex::default(),
+            serial: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 /// A hasher for addresses: one multiply. The default SipHash over a whole
@@ -523,30 +535,40 @@ impl Hasher for AddressHasher {
 
 /// Captures one backtrace, unshared, whatever the mode: for work whose
 /// backtrace is the only record of where it came from.
-pub(crate) fn capture_one() -> Captured {
-    Captured {
-        trace: Arc::new(CreationBacktrace::capture()),
-        shared: false,
-    }
+pub(crate) fn capture_one() -> Arc<CreationBacktrace> {
+    Arc::new(CreationBacktrace::capture())
 }
 
 impl SiteSamples {
     /// Captures a backtrace for a spawn at `location` in the scope these
-    /// samples belong to, as the configured mode asks.
-    pub(crate) fn capture(&self, location: &'static Location<'static>) -> Option<Captured> {
+    /// samples belong to, as the configured mode asks. Returns the record's
+    /// own trace; `None` also when the site's sample serves it, which
+    /// [`SiteSamples::sample`] finds again for the report.
+    pub(crate) fn capture(
+        &self,
+        location: &'static Location<'static>,
+    ) -> Option<Arc<CreationBacktrace>> {
         match config::backtrace_mode() {
             BacktraceMode::Off => None,
-            BacktraceMode::Full => Some(Captured {
-                trace: Arc::new(CreationBacktrace::capture()),
-                shared: false,
-            }),
+            BacktraceMode::Full => Some(Arc::new(CreationBacktrace::capture())),
             BacktraceMode::Site => {
+                // A loop spawning from one line into one scope, the common
+                // case, then takes no lock and shares no reference count
+                // with other threads spawning into the same scope.
+                thread_local! {
+                    static LAST_FOUND: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+                }
                 let site = location as *const Location<'static> as usize;
-                if let Some(trace) = self.by_site.lock().get(&site) {
-                    return Some(Captured {
-                        trace: trace.clone(),
-                        shared: true,
-                    });
+                let key = (self.serial, site);
+                if LAST_FOUND
+                    .try_with(|last| last.get() == key)
+                    .unwrap_or(false)
+                {
+                    return None;
+                }
+                if self.by_site.lock().contains_key(&site) {
+                    let _ = LAST_FOUND.try_with(|last| last.set(key));
+                    return None;
                 }
                 // Capture outside the lock: it takes microseconds.
                 let trace = Arc::new(CreationBacktrace::capture());
@@ -554,12 +576,21 @@ impl SiteSamples {
                     .lock()
                     .entry(site)
                     .or_insert_with(|| trace.clone());
-                Some(Captured {
-                    trace,
-                    shared: false,
-                })
+                Some(trace)
             }
         }
+    }
+
+    /// The sample kept for spawns at `location`, if one was taken.
+    pub(crate) fn sample(
+        &self,
+        location: &'static Location<'static>,
+    ) -> Option<Arc<CreationBacktrace>> {
+        if config::backtrace_mode() != BacktraceMode::Site {
+            return None;
+        }
+        let site = location as *const Location<'static> as usize;
+        self.by_site.lock().get(&site).cloned()
     }
 }
 
@@ -595,11 +626,12 @@ mod tests {
         };
         let done = capture_here();
         let kept = done.trace.resolve(false);
-        let pending = resolve_ahead([&first, &shared, &done].into_iter()).expect("one to resolve");
+        let pending =
+            resolve_ahead([&first, &shared, &done].into_iter().cloned()).expect("one to resolve");
         assert_eq!(pending.0.len(), 1);
         std::thread::spawn(move || pending.run()).join().unwrap();
         assert!(!first.trace.is_unresolved());
-        assert!(resolve_ahead([&first, &done].into_iter()).is_none());
+        assert!(resolve_ahead([&first, &done].into_iter().cloned()).is_none());
         // The frames resolved on the other thread are the ones a report gets
         // (hidden here: this is leakcheck's own source).
         let trace = first.trace.resolve(false);

@@ -157,8 +157,7 @@ fn builds_a_runtime(record: &Record) -> bool {
     let build = tokio::runtime::Builder::build as Build as usize;
     is_hooked_thread(record)
         && record
-            .backtrace
-            .as_ref()
+            .backtrace()
             .is_some_and(|captured| captured.trace.passed_through(build))
 }
 

@@ -18,7 +18,7 @@ pub use activity::State;
 pub(crate) use activity::{Activity, ActivitySample};
 pub(crate) use scope::{Scope, ScopeContext};
 
-use crate::capture::Captured;
+use crate::capture::{Captured, CreationBacktrace};
 use runtimes::RuntimeTasks;
 use std::fmt;
 use std::panic::Location;
@@ -114,7 +114,9 @@ pub(crate) struct Record {
     /// The same moment on [`crate::clock::coarse_nanos`]'s clock, the one
     /// the end of each poll is read on.
     pub(crate) spawned_coarse: u64,
-    pub(crate) backtrace: Option<Captured>,
+    /// This record's own creation backtrace; in `site` mode, only the
+    /// first spawn from a line in a scope has one (see [`Record::backtrace`]).
+    own_backtrace: Option<Arc<CreationBacktrace>>,
     pub(crate) scope: Arc<Scope>,
     pub(crate) activity: Activity,
     /// tokio's id for the task, once the spawn has returned its handle.
@@ -162,6 +164,22 @@ pub(crate) struct Registration {
 }
 
 impl Record {
+    /// The creation backtrace: the record's own, or the sample its scope
+    /// keeps for its spawn site, marked shared.
+    pub(crate) fn backtrace(&self) -> Option<Captured> {
+        if let Some(trace) = &self.own_backtrace {
+            return Some(Captured {
+                trace: trace.clone(),
+                shared: false,
+            });
+        }
+        let trace = self.scope.samples.sample(self.location?)?;
+        Some(Captured {
+            trace,
+            shared: true,
+        })
+    }
+
     /// An identity for the record while it is alive: its address, which a
     /// global counter would give at the cost of a contended atomic per spawn.
     pub(crate) fn key(self: &Arc<Self>) -> usize {
@@ -203,7 +221,7 @@ pub(crate) fn register_hooked(spawn: Spawn<'_>) -> Registration {
 
 fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
     let scope = scope::current();
-    let backtrace = match spawn.location {
+    let own_backtrace = match spawn.location {
         Some(location) => scope.samples.capture(location),
         // The backtrace is all there is to tell where the work came from.
         None => Some(crate::capture::capture_one()),
@@ -228,7 +246,7 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
         location: spawn.location,
         spawned_at: Instant::now(),
         spawned_coarse: crate::clock::coarse_nanos(),
-        backtrace,
+        own_backtrace,
         scope,
         activity: Activity::new(),
         task_id: OnceLock::new(),

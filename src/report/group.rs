@@ -208,8 +208,7 @@ pub(crate) fn write_group(
             let shared = trace.is_shared()
                 || group.members.iter().any(|m| {
                     m.record()
-                        .backtrace
-                        .as_ref()
+                        .backtrace()
                         .is_some_and(|captured| captured.shared)
                 });
             let note = if shared {

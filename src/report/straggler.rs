@@ -218,7 +218,7 @@ impl Straggler {
     pub fn backtrace(&self) -> Option<&Backtrace> {
         self.backtrace
             .get_or_init(|| {
-                let captured = self.record.backtrace.as_ref()?;
+                let captured = self.record.backtrace()?;
                 Some(captured.trace.resolve(captured.shared))
             })
             .as_ref()
@@ -229,11 +229,7 @@ impl Straggler {
 /// that expects to report them to resolve on another thread while it
 /// waits; `None` when there is nothing to resolve.
 pub(crate) fn resolve_ahead(stragglers: &[Straggler]) -> Option<ResolveAhead> {
-    crate::capture::resolve_ahead(
-        stragglers
-            .iter()
-            .filter_map(|s| s.record.backtrace.as_ref()),
-    )
+    crate::capture::resolve_ahead(stragglers.iter().filter_map(|s| s.record.backtrace()))
 }
 
 /// Polls per second above which a task is said to spin rather than wait: a
