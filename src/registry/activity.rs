@@ -4,7 +4,7 @@
 //! report read them to tell a task that can never wake from one that merely
 //! waits.
 
-use parking_lot::Mutex;
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
@@ -89,7 +89,7 @@ pub(crate) struct Activity {
     /// When the last poll ended, on [`crate::clock::coarse_nanos`]'s clock.
     last_poll_end: AtomicU64,
     /// The runtime's own waker, which the wrapper's waker forwards to.
-    pub(crate) runtime_waker: Mutex<Option<Waker>>,
+    pub(crate) runtime_waker: ForwardWaker,
 }
 
 /// A consistent-enough reading of [`Activity`] at one moment.
@@ -114,7 +114,7 @@ impl Activity {
             in_poll: AtomicBool::new(false),
             wakers: AtomicUsize::new(0),
             last_poll_end: AtomicU64::new(0),
-            runtime_waker: Mutex::new(None),
+            runtime_waker: ForwardWaker::new(),
         }
     }
 
@@ -199,5 +199,187 @@ impl ActivitySample {
         } else {
             State::Waiting
         }
+    }
+}
+
+/// The waker a task's counting waker forwards to: written only by the task's
+/// poller, read by every wake.
+///
+/// A poll finds the runtime's waker unchanged nearly always, and then reads
+/// and writes nothing shared. Only when it must store another waker does it
+/// wait for wakes under way to finish; a wake that starts meanwhile waits
+/// for the store. Each wake costs two uncontended atomic operations, as a
+/// lock would.
+pub(crate) struct ForwardWaker {
+    /// [`WRITING`] while the poller replaces the waker, plus [`READER`] for
+    /// every wake reading it.
+    state: AtomicUsize,
+    waker: UnsafeCell<Option<Waker>>,
+}
+
+const WRITING: usize = 1;
+const READER: usize = 2;
+
+// SAFETY: `waker` is written only by `register`, whose caller guarantees a
+// single writer, and only while `state` shows neither another writer nor a
+// reader; `wake_by_ref` reads it only while its `READER` share keeps
+// `WRITING` from being set. `Waker` is `Send + Sync`.
+unsafe impl Sync for ForwardWaker {}
+
+impl ForwardWaker {
+    pub(crate) const fn new() -> Self {
+        Self {
+            state: AtomicUsize::new(0),
+            waker: UnsafeCell::new(None),
+        }
+    }
+
+    /// Makes `waker` the one wakes forward to, unless the stored one already
+    /// wakes the same task.
+    ///
+    /// # Safety
+    ///
+    /// Only one thread at a time may call this: the task's poller, whose
+    /// polls tokio never runs at once and orders one after the other.
+    pub(crate) unsafe fn register(&self, waker: &Waker) {
+        // SAFETY: the caller is the only writer, so no write races with this
+        // read; wakes only read.
+        let current = unsafe { &*self.waker.get() };
+        if current
+            .as_ref()
+            .is_some_and(|stored| stored.will_wake(waker))
+        {
+            return;
+        }
+        let new = Some(waker.clone());
+        let mut spins = 0u32;
+        while self
+            .state
+            .compare_exchange_weak(0, WRITING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            backoff(&mut spins);
+        }
+        // SAFETY: `state` was 0 and is now `WRITING`: no wake is reading, and
+        // none will read until `WRITING` is cleared below.
+        let old = unsafe { std::mem::replace(&mut *self.waker.get(), new) };
+        self.state.fetch_and(!WRITING, Ordering::Release);
+        // Dropped outside the exclusive section: it may run the runtime's code.
+        drop(old);
+    }
+
+    /// Wakes the stored waker, if any, without consuming it.
+    pub(crate) fn wake_by_ref(&self) {
+        let seen = self.state.fetch_add(READER, Ordering::Acquire);
+        if seen & WRITING != 0 {
+            let mut spins = 0u32;
+            while self.state.load(Ordering::Acquire) & WRITING != 0 {
+                backoff(&mut spins);
+            }
+        }
+        // SAFETY: `WRITING` is clear, and this wake's `READER` share keeps
+        // the writer from setting it (it waits for `state` to be 0) until
+        // the share is returned below.
+        if let Some(waker) = unsafe { &*self.waker.get() } {
+            // tokio's `wake_by_ref` only schedules the task; it never polls
+            // it here, so the poller cannot be waiting on this share.
+            waker.wake_by_ref();
+        }
+        self.state.fetch_sub(READER, Ordering::Release);
+    }
+}
+
+/// Spins briefly, then yields: the other side's section is a few
+/// instructions, unless its thread was preempted inside it.
+fn backoff(spins: &mut u32) {
+    if *spins < 64 {
+        *spins += 1;
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ForwardWaker;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        (counter.clone(), Waker::from(counter))
+    }
+
+    #[test]
+    fn wakes_reach_the_last_registered_waker_and_replaced_ones_are_dropped() {
+        let forward = ForwardWaker::new();
+        forward.wake_by_ref(); // nothing registered: a no-op
+        let (first, first_waker) = counter();
+        let (second, second_waker) = counter();
+        // SAFETY: this thread is the only one registering.
+        unsafe { forward.register(&first_waker) };
+        // The same waker again keeps the stored clone.
+        unsafe { forward.register(&first_waker.clone()) };
+        assert_eq!(Arc::strong_count(&first), 3);
+        forward.wake_by_ref();
+        assert_eq!(first.0.load(Ordering::Relaxed), 1);
+        unsafe { forward.register(&second_waker) };
+        assert_eq!(
+            Arc::strong_count(&first),
+            2,
+            "the replaced clone is dropped"
+        );
+        forward.wake_by_ref();
+        assert_eq!(first.0.load(Ordering::Relaxed), 1);
+        assert_eq!(second.0.load(Ordering::Relaxed), 1);
+        drop(forward);
+        assert_eq!(Arc::strong_count(&second), 2);
+    }
+
+    #[test]
+    fn wakes_on_other_threads_while_the_poller_replaces_the_waker() {
+        const WAKES: usize = if cfg!(miri) { 20 } else { 20_000 };
+        let forward = Arc::new(ForwardWaker::new());
+        let (first, first_waker) = counter();
+        let (second, second_waker) = counter();
+        // SAFETY: the main thread is the only one registering.
+        unsafe { forward.register(&first_waker) };
+        let wakers: Vec<_> = (0..2)
+            .map(|_| {
+                let forward = forward.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..WAKES {
+                        forward.wake_by_ref();
+                    }
+                })
+            })
+            .collect();
+        for round in 0..WAKES {
+            let waker = if round % 2 == 0 {
+                &second_waker
+            } else {
+                &first_waker
+            };
+            // SAFETY: as above.
+            unsafe { forward.register(waker) };
+        }
+        for thread in wakers {
+            thread.join().unwrap();
+        }
+        let delivered = first.0.load(Ordering::Relaxed) + second.0.load(Ordering::Relaxed);
+        assert_eq!(delivered, 2 * WAKES, "every wake reaches one waker");
+        drop(forward);
+        assert_eq!(Arc::strong_count(&first), 2);
+        assert_eq!(Arc::strong_count(&second), 2);
     }
 }

@@ -13,7 +13,7 @@ use super::slab::ShardedSlab;
 use super::Record;
 use crate::capture::SiteSamples;
 use parking_lot::Mutex;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 
@@ -177,12 +177,17 @@ pub(crate) fn all_scopes() -> Vec<Arc<Scope>> {
     scopes
 }
 
-/// The scope context of one thread, or of one tracked task or thread while it
-/// runs: the scope it was started in, plus the guards opened inside it.
+/// The scope context of one thread, or of one tracked thread or closure while
+/// it runs: the scope it was started in, plus the guards opened inside it.
 #[derive(Default)]
 pub(crate) struct ScopeContext {
     base: Option<Arc<Scope>>,
     guards: Vec<Arc<Scope>>,
+    /// The task frame that was on top when this context was installed (its
+    /// address, never read through): a task polled after that, nested in
+    /// the same call, is more recent and wins; this context wins over that
+    /// frame and older ones. `None` until first installed.
+    over_frame: Option<usize>,
 }
 
 impl ScopeContext {
@@ -191,72 +196,128 @@ impl ScopeContext {
         Self {
             base: Some(scope),
             guards: Vec::new(),
+            over_frame: None,
         }
     }
 
     fn current(&mut self) -> Option<Arc<Scope>> {
-        // A guard dropped on another thread cannot reach this stack; it marks
-        // its scope closed, and the stale entry is dropped here.
-        while self.guards.last().is_some_and(|scope| scope.is_closed()) {
-            self.guards.pop();
-        }
+        pop_closed(&mut self.guards);
         self.guards.last().or(self.base.as_ref()).cloned()
+    }
+}
+
+/// A guard dropped on another thread cannot reach the stack it was pushed
+/// on; it marks its scope closed, and the stale entry is dropped here.
+fn pop_closed(guards: &mut Vec<Arc<Scope>>) {
+    while guards.last().is_some_and(|scope| scope.is_closed()) {
+        guards.pop();
+    }
+}
+
+/// The context of a tracked task during one poll, on the polling thread's
+/// stack: its spawn scope, borrowed from its record, and the guards opened
+/// inside it, borrowed from the task.
+struct TaskFrame<'a> {
+    scope: &'a Arc<Scope>,
+    guards: RefCell<&'a mut Vec<Arc<Scope>>>,
+}
+
+impl TaskFrame<'_> {
+    fn current(&self) -> Option<Arc<Scope>> {
+        let mut guards = self.guards.try_borrow_mut().ok()?;
+        pop_closed(&mut guards);
+        Some(guards.last().unwrap_or(self.scope).clone())
     }
 }
 
 thread_local! {
     static CONTEXT: RefCell<ScopeContext> = const {
-        RefCell::new(ScopeContext { base: None, guards: Vec::new() })
+        // The thread's own context, installed over no frame.
+        RefCell::new(ScopeContext { base: None, guards: Vec::new(), over_frame: Some(0) })
     };
+    /// The innermost [`TaskFrame`] being polled on this thread, or null:
+    /// entering a poll is one swap of this pointer, which the poll's end
+    /// (or unwind) puts back, so it only ever points at a live frame.
+    static TOP_FRAME: Cell<*const TaskFrame<'static>> = const { Cell::new(std::ptr::null()) };
+}
+
+fn top_frame() -> *const TaskFrame<'static> {
+    TOP_FRAME.try_with(Cell::get).unwrap_or(std::ptr::null())
+}
+
+/// Runs `f` on this thread's context: the innermost task frame when it is
+/// more recent than the installed context, otherwise the installed context.
+fn with_current<R>(
+    on_frame: impl FnOnce(&TaskFrame<'_>) -> R,
+    on_context: impl FnOnce(&mut ScopeContext) -> R,
+) -> Option<R> {
+    let top = top_frame();
+    CONTEXT
+        .try_with(|context| {
+            let mut context = context.try_borrow_mut().ok()?;
+            if !top.is_null() && context.over_frame != Some(top as usize) {
+                drop(context);
+                // SAFETY: `TOP_FRAME` only holds the address of a frame on
+                // the stack of a `with_task_context` call still running on
+                // this thread (see there), and is not shared with others.
+                Some(on_frame(unsafe { &*top }))
+            } else {
+                Some(on_context(&mut context))
+            }
+        })
+        .ok()
+        .flatten()
 }
 
 /// The scope that new work is charged to on this thread right now.
 pub(crate) fn current() -> Arc<Scope> {
-    CONTEXT
-        .try_with(|context| {
-            context
-                .try_borrow_mut()
-                .ok()
-                .and_then(|mut context| context.current())
-        })
-        .ok()
+    with_current(|frame| frame.current(), ScopeContext::current)
         .flatten()
         .unwrap_or_else(Scope::root)
 }
 
 /// Makes `scope` current on this thread until [`leave_guard`] removes it.
 pub(crate) fn enter_guard(scope: &Arc<Scope>) {
-    let _ = CONTEXT.try_with(|context| {
-        if let Ok(mut context) = context.try_borrow_mut() {
-            context.guards.push(scope.clone());
-        }
-    });
+    with_current(
+        |frame| {
+            if let Ok(mut guards) = frame.guards.try_borrow_mut() {
+                guards.push(scope.clone());
+            }
+        },
+        |context| context.guards.push(scope.clone()),
+    );
 }
 
 /// Removes `scope` from this thread's stack wherever it is, so guards may be
 /// dropped out of order, and marks it closed for stacks on other threads.
 pub(crate) fn leave_guard(scope: &Arc<Scope>) {
     scope.close();
-    let _ = CONTEXT.try_with(|context| {
-        if let Ok(mut context) = context.try_borrow_mut() {
-            if let Some(at) = context
-                .guards
-                .iter()
-                .rposition(|entry| Arc::ptr_eq(entry, scope))
-            {
-                context.guards.remove(at);
-            }
+    fn remove(guards: &mut Vec<Arc<Scope>>, scope: &Arc<Scope>) {
+        if let Some(at) = guards.iter().rposition(|entry| Arc::ptr_eq(entry, scope)) {
+            guards.remove(at);
         }
-    });
+    }
+    with_current(
+        |frame| {
+            if let Ok(mut guards) = frame.guards.try_borrow_mut() {
+                remove(&mut guards, scope);
+            }
+        },
+        |context| remove(&mut context.guards, scope),
+    );
 }
 
 /// Installs `context` as this thread's scope context and returns the one it
-/// replaces, for callers that cannot wrap the work in [`with_context`].
+/// replaces, for callers that cannot wrap the work in [`with_context`]. A
+/// context handed back later keeps its place among task frames.
 #[cfg_attr(
     not(any(tokio_unstable, all(feature = "thread-hook", target_os = "linux"))),
     allow(dead_code)
 )]
-pub(crate) fn replace_context(context: ScopeContext) -> ScopeContext {
+pub(crate) fn replace_context(mut context: ScopeContext) -> ScopeContext {
+    if context.over_frame.is_none() {
+        context.over_frame = Some(top_frame() as usize);
+    }
     CONTEXT
         .try_with(|current| {
             current
@@ -276,6 +337,7 @@ pub(crate) fn with_context<R>(context: &mut ScopeContext, f: impl FnOnce() -> R)
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
             swap(self.saved);
+            self.saved.over_frame = None;
         }
     }
     fn swap(context: &mut ScopeContext) {
@@ -286,7 +348,99 @@ pub(crate) fn with_context<R>(context: &mut ScopeContext, f: impl FnOnce() -> R)
         });
     }
 
+    context.over_frame = Some(top_frame() as usize);
     swap(context);
     let _restore = Restore { saved: context };
     f()
+}
+
+/// Runs `f`, one poll of a tracked task, with the task's context current:
+/// its spawn `scope` and `guards`, the guards opened inside it. Touches no
+/// reference count; the previous context is current again afterwards, also
+/// when `f` panics.
+pub(crate) fn with_task_context<R>(
+    scope: &Arc<Scope>,
+    guards: &mut Vec<Arc<Scope>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(*const TaskFrame<'static>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = TOP_FRAME.try_with(|top| top.set(self.0));
+        }
+    }
+
+    let frame = TaskFrame {
+        scope,
+        guards: RefCell::new(guards),
+    };
+    let this = (&raw const frame).cast::<TaskFrame<'static>>();
+    let Ok(previous) = TOP_FRAME.try_with(|top| top.replace(this)) else {
+        return f();
+    };
+    // Declared after `frame`, so dropped before it: `TOP_FRAME` stops
+    // pointing at the frame before the frame goes, on unwind too.
+    let _restore = Restore(previous);
+    f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard_scope() -> Arc<Scope> {
+        Scope::create(ScopeKind::Guard { label: None }, None, false)
+    }
+
+    #[test]
+    fn a_task_context_lends_its_scope_keeps_its_guards_and_is_taken_back() {
+        let task_scope = guard_scope();
+        let outer = guard_scope();
+        enter_guard(&outer);
+        let mut guards = Vec::new();
+        let counts = Arc::strong_count(&task_scope);
+        let inner = guard_scope();
+        with_task_context(&task_scope, &mut guards, || {
+            assert!(Arc::ptr_eq(&current(), &task_scope));
+            assert_eq!(Arc::strong_count(&task_scope), counts, "lent, not counted");
+            // A guard opened inside the task stays with the task.
+            enter_guard(&inner);
+            assert!(Arc::ptr_eq(&current(), &inner));
+        });
+        assert_eq!(guards.len(), 1);
+        assert!(
+            Arc::ptr_eq(&current(), &outer),
+            "the thread's own context is back"
+        );
+        with_task_context(&task_scope, &mut guards, || {
+            assert!(Arc::ptr_eq(&current(), &inner));
+            leave_guard(&inner);
+            assert!(Arc::ptr_eq(&current(), &task_scope));
+        });
+        assert!(guards.is_empty());
+        // A context installed during a poll (as the task hooks do for a
+        // task polled inside it) wins until it is handed back.
+        let hooked = guard_scope();
+        with_task_context(&task_scope, &mut guards, || {
+            let saved = replace_context(ScopeContext::inherit(hooked.clone()));
+            assert!(Arc::ptr_eq(&current(), &hooked));
+            // A task polled inside that wins in turn.
+            let mut nested = Vec::new();
+            with_task_context(&outer, &mut nested, || {
+                assert!(Arc::ptr_eq(&current(), &outer));
+            });
+            assert!(Arc::ptr_eq(&current(), &hooked));
+            drop(replace_context(saved));
+            assert!(Arc::ptr_eq(&current(), &task_scope));
+        });
+        assert_eq!(Arc::strong_count(&task_scope), counts);
+        // Unwinding out of a poll restores the thread's context too.
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_task_context(&task_scope, &mut guards, || panic!("in a poll"))
+        }));
+        assert!(unwound.is_err());
+        assert!(Arc::ptr_eq(&current(), &outer));
+        assert_eq!(Arc::strong_count(&task_scope), counts);
+        leave_guard(&outer);
+    }
 }

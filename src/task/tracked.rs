@@ -6,7 +6,7 @@
 //! of its own so that the registry can tell a task nothing can wake from one
 //! that merely waits.
 
-use crate::registry::{self, Record, Registration, ScopeContext, Spawn};
+use crate::registry::{self, Record, Registration, Scope, Spawn};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
@@ -16,7 +16,9 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 pub(crate) struct Tracked<F> {
     future: Inner<F>,
     registration: Option<Registration>,
-    context: ScopeContext,
+    /// Guards opened inside the task and still open between its polls; the
+    /// rest of its scope context is the record's scope.
+    guards: Vec<Arc<Scope>>,
 }
 
 /// The task's future behind its counting waker, and in detailed mode behind a
@@ -47,8 +49,8 @@ impl<F: Future> Inner<F> {
 /// layer is polled with.
 pub(crate) struct Counted<F> {
     future: F,
-    record: Arc<Record>,
-    /// The waker handed to `future`.
+    /// The waker handed to `future`; it is also this layer's reference to the
+    /// record. Taken when the future completes, so its count drops.
     own_waker: Option<Waker>,
 }
 
@@ -60,19 +62,15 @@ impl<F: Future> Future for Counted<F> {
         // the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let record = &this.record;
-        {
-            // Uncontended but for a concurrent wake; the clone is only taken
-            // when the waker to forward to changes, which it rarely does.
-            let mut outer = record.activity.runtime_waker.lock();
-            if !outer
-                .as_ref()
-                .is_some_and(|waker| waker.will_wake(cx.waker()))
-            {
-                *outer = Some(cx.waker().clone());
-            }
-        }
-        let own_waker = this.own_waker.get_or_insert_with(|| counting_waker(record));
+        let Some(own_waker) = &this.own_waker else {
+            // Polled after completion: nothing left to count.
+            return future.poll(cx);
+        };
+        // SAFETY: every waker built on `VTABLE` carries an `Arc<Record>`
+        // pointer, kept alive by the count `own_waker` owns.
+        let record = unsafe { &*own_waker.data().cast::<Record>() };
+        // SAFETY: only the task's poller gets here, one poll at a time.
+        unsafe { record.activity.runtime_waker.register(cx.waker()) };
         let result = future.poll(&mut Context::from_waker(own_waker));
         if result.is_ready() {
             this.own_waker = None;
@@ -89,8 +87,7 @@ impl<F> Tracked<F> {
         let record = registration.record().clone();
         let counted = Counted {
             future,
-            record: record.clone(),
-            own_waker: None,
+            own_waker: Some(counting_waker(&record)),
         };
         let future = match &record.monitor {
             Some(monitor) => Inner::Detailed(Box::pin(monitor.instrument(counted))),
@@ -98,8 +95,8 @@ impl<F> Tracked<F> {
         };
         let tracked = Tracked {
             future,
-            context: registration.context(),
             registration: Some(registration),
+            guards: Vec::new(),
         };
         (tracked, record)
     }
@@ -118,7 +115,10 @@ impl<F: Future> Future for Tracked<F> {
         };
         let record = registration.record();
         record.activity.poll_started();
-        let result = crate::registry::scope::with_context(&mut this.context, || future.poll(cx));
+        let result =
+            crate::registry::scope::with_task_context(&record.scope, &mut this.guards, || {
+                future.poll(cx)
+            });
         record.activity.poll_ended();
         if result.is_ready() {
             // Unregister before tokio hands the output to the JoinHandle, so
@@ -164,13 +164,7 @@ unsafe fn wake_by_ref(ptr: *const ()) {
     // SAFETY: the waker owns a strong count, so the record is alive.
     let record = ManuallyDrop::new(unsafe { Arc::from_raw(ptr.cast::<Record>()) });
     record.activity.woke();
-    // tokio's `wake_by_ref` only schedules the task; it never polls it here,
-    // so holding the lock across it cannot re-enter this waker.
-    let runtime_waker = record.activity.runtime_waker.lock();
-    if let Some(waker) = runtime_waker.as_ref() {
-        waker.wake_by_ref();
-    }
-    drop(runtime_waker);
+    record.activity.runtime_waker.wake_by_ref();
 }
 
 unsafe fn drop_waker(ptr: *const ()) {
