@@ -83,8 +83,8 @@ pub(crate) struct Activity {
     wakes: AtomicU64,
     woken: AtomicBool,
     in_poll: AtomicBool,
-    /// Live clones of the wrapper's waker, including the one the wrapper
-    /// keeps for itself.
+    /// Live clones of the waker the wrapper hands the task; the one it lends
+    /// for each poll is not counted.
     wakers: AtomicUsize,
     /// When the last poll ended, on [`crate::clock::coarse_nanos`]'s clock.
     last_poll_end: AtomicU64,
@@ -169,8 +169,8 @@ impl Activity {
                 wakes,
                 woken,
                 in_poll,
-                // The wrapper keeps one waker of its own while the task is alive.
-                foreign_wakers: wakers.saturating_sub(1),
+                // The wrapper's own use of the waker is not counted.
+                foreign_wakers: wakers,
                 last_poll_end: (polls > 0 && !in_poll).then_some(last),
             };
         }
@@ -252,6 +252,13 @@ impl ForwardWaker {
             return;
         }
         let new = Some(waker.clone());
+        if current.is_none() {
+            // The first poll: no clone of the counting waker was handed out
+            // before it, so nothing can be reading the slot yet.
+            // SAFETY: the only writer, and no reader (see above).
+            unsafe { *self.waker.get() = new };
+            return;
+        }
         let mut spins = 0u32;
         while self
             .state
@@ -266,6 +273,22 @@ impl ForwardWaker {
         self.state.fetch_and(!WRITING, Ordering::Release);
         // Dropped outside the exclusive section: it may run the runtime's code.
         drop(old);
+    }
+
+    /// [`ForwardWaker::wake_by_ref`] for a wake made by the poller itself,
+    /// during a poll: no share to take, since the only writer is this thread
+    /// and it is not writing.
+    ///
+    /// # Safety
+    ///
+    /// Only from the thread that polls the task, while it polls the inner
+    /// future (after [`ForwardWaker::register`] has returned).
+    pub(crate) unsafe fn wake_by_ref_from_poller(&self) {
+        // SAFETY: the caller is the only writer and is not writing; other
+        // threads only read.
+        if let Some(waker) = unsafe { &*self.waker.get() } {
+            waker.wake_by_ref();
+        }
     }
 
     /// Wakes the stored waker, if any, without consuming it.

@@ -218,6 +218,8 @@ fn pop_closed(guards: &mut Vec<Arc<Scope>>) {
 /// stack: its spawn scope, borrowed from its record, and the guards opened
 /// inside it, borrowed from the task.
 struct TaskFrame<'a> {
+    /// Who is polled: an address the caller chose, for [`is_polling`].
+    owner: usize,
     scope: &'a Arc<Scope>,
     guards: RefCell<&'a mut Vec<Arc<Scope>>>,
 }
@@ -354,11 +356,20 @@ pub(crate) fn with_context<R>(context: &mut ScopeContext, f: impl FnOnce() -> R)
     f()
 }
 
+/// Whether this thread is inside the poll that [`with_task_context`] runs
+/// for `owner`, with no other task's poll nested in it.
+pub(crate) fn is_polling(owner: usize) -> bool {
+    let top = top_frame();
+    // SAFETY: as in `with_current`, `TOP_FRAME` is null or a live frame.
+    !top.is_null() && unsafe { (*top).owner } == owner
+}
+
 /// Runs `f`, one poll of a tracked task, with the task's context current:
 /// its spawn `scope` and `guards`, the guards opened inside it. Touches no
 /// reference count; the previous context is current again afterwards, also
 /// when `f` panics.
 pub(crate) fn with_task_context<R>(
+    owner: usize,
     scope: &Arc<Scope>,
     guards: &mut Vec<Arc<Scope>>,
     f: impl FnOnce() -> R,
@@ -371,6 +382,7 @@ pub(crate) fn with_task_context<R>(
     }
 
     let frame = TaskFrame {
+        owner,
         scope,
         guards: RefCell::new(guards),
     };
@@ -400,7 +412,7 @@ mod tests {
         let mut guards = Vec::new();
         let counts = Arc::strong_count(&task_scope);
         let inner = guard_scope();
-        with_task_context(&task_scope, &mut guards, || {
+        with_task_context(0, &task_scope, &mut guards, || {
             assert!(Arc::ptr_eq(&current(), &task_scope));
             assert_eq!(Arc::strong_count(&task_scope), counts, "lent, not counted");
             // A guard opened inside the task stays with the task.
@@ -412,7 +424,7 @@ mod tests {
             Arc::ptr_eq(&current(), &outer),
             "the thread's own context is back"
         );
-        with_task_context(&task_scope, &mut guards, || {
+        with_task_context(0, &task_scope, &mut guards, || {
             assert!(Arc::ptr_eq(&current(), &inner));
             leave_guard(&inner);
             assert!(Arc::ptr_eq(&current(), &task_scope));
@@ -421,12 +433,12 @@ mod tests {
         // A context installed during a poll (as the task hooks do for a
         // task polled inside it) wins until it is handed back.
         let hooked = guard_scope();
-        with_task_context(&task_scope, &mut guards, || {
+        with_task_context(0, &task_scope, &mut guards, || {
             let saved = replace_context(ScopeContext::inherit(hooked.clone()));
             assert!(Arc::ptr_eq(&current(), &hooked));
             // A task polled inside that wins in turn.
             let mut nested = Vec::new();
-            with_task_context(&outer, &mut nested, || {
+            with_task_context(1, &outer, &mut nested, || {
                 assert!(Arc::ptr_eq(&current(), &outer));
             });
             assert!(Arc::ptr_eq(&current(), &hooked));
@@ -436,7 +448,7 @@ mod tests {
         assert_eq!(Arc::strong_count(&task_scope), counts);
         // Unwinding out of a poll restores the thread's context too.
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            with_task_context(&task_scope, &mut guards, || panic!("in a poll"))
+            with_task_context(0, &task_scope, &mut guards, || panic!("in a poll"))
         }));
         assert!(unwound.is_err());
         assert!(Arc::ptr_eq(&current(), &outer));

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 pub(crate) struct Tracked<F> {
+    /// Declared before `registration`, so dropped first: `Counted` inside
+    /// it relies on the registration's reference to the record.
     future: Inner<F>,
     registration: Option<Registration>,
     /// Guards opened inside the task and still open between its polls; the
@@ -49,10 +51,15 @@ impl<F: Future> Inner<F> {
 /// layer is polled with.
 pub(crate) struct Counted<F> {
     future: F,
-    /// The waker handed to `future`; it is also this layer's reference to the
-    /// record. Taken when the future completes, so its count drops.
-    own_waker: Option<Waker>,
+    /// The record the counting waker stands for, or null once the future
+    /// has completed. Not counted: the [`Tracked`] around this layer keeps
+    /// its registration, and with it the record, until this layer has
+    /// returned `Ready`, and drops it only after this layer.
+    record: *const Record,
 }
+
+// SAFETY: the pointer stands for a shared `&Record`, and `Record` is `Sync`.
+unsafe impl<F: Send> Send for Counted<F> {}
 
 impl<F: Future> Future for Counted<F> {
     type Output = F::Output;
@@ -62,18 +69,27 @@ impl<F: Future> Future for Counted<F> {
         // the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let Some(own_waker) = &this.own_waker else {
+        if this.record.is_null() {
             // Polled after completion: nothing left to count.
             return future.poll(cx);
-        };
-        // SAFETY: every waker built on `VTABLE` carries an `Arc<Record>`
-        // pointer, kept alive by the count `own_waker` owns.
-        let record = unsafe { &*own_waker.data().cast::<Record>() };
+        }
+        // SAFETY: not null, so the future has not completed and the
+        // registration around this layer still holds the record (see
+        // `record`).
+        let record = unsafe { &*this.record };
         // SAFETY: only the task's poller gets here, one poll at a time.
         unsafe { record.activity.runtime_waker.register(cx.waker()) };
-        let result = future.poll(&mut Context::from_waker(own_waker));
+        // The waker lent for the poll borrows this layer's reference to the
+        // record, so lending it counts nothing; its clones take their own.
+        // SAFETY: the pointer is an `Arc<Record>`'s, alive for the whole poll
+        // (see `record`); `ManuallyDrop` keeps the lent waker from releasing
+        // a count it does not own, and its clones take their own.
+        let lent = ManuallyDrop::new(unsafe {
+            Waker::from_raw(RawWaker::new(this.record.cast::<()>(), &VTABLE))
+        });
+        let result = future.poll(&mut Context::from_waker(&lent));
         if result.is_ready() {
-            this.own_waker = None;
+            this.record = std::ptr::null();
         }
         result
     }
@@ -87,7 +103,7 @@ impl<F> Tracked<F> {
         let record = registration.record().clone();
         let counted = Counted {
             future,
-            own_waker: Some(counting_waker(&record)),
+            record: Arc::as_ptr(&record),
         };
         let future = match &record.monitor {
             Some(monitor) => Inner::Detailed(Box::pin(monitor.instrument(counted))),
@@ -115,10 +131,12 @@ impl<F: Future> Future for Tracked<F> {
         };
         let record = registration.record();
         record.activity.poll_started();
-        let result =
-            crate::registry::scope::with_task_context(&record.scope, &mut this.guards, || {
-                future.poll(cx)
-            });
+        let result = crate::registry::scope::with_task_context(
+            record.key(),
+            &record.scope,
+            &mut this.guards,
+            || future.poll(cx),
+        );
         record.activity.poll_ended();
         if result.is_ready() {
             // Unregister before tokio hands the output to the JoinHandle, so
@@ -129,18 +147,11 @@ impl<F: Future> Future for Tracked<F> {
     }
 }
 
-// The waker is an `Arc<Record>` in disguise. Each clone also bumps the
+// The waker is an `Arc<Record>` in disguise (the one lent for a poll owns
+// no count of its own; see `Counted`). Each clone also bumps the
 // record's waker count, which is how a task that nothing can wake is told
 // apart from one whose waker sits in a channel or timer.
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
-
-fn counting_waker(record: &Arc<Record>) -> Waker {
-    record.activity.waker_cloned();
-    let ptr = Arc::into_raw(record.clone()).cast::<()>();
-    // SAFETY: the vtable functions below uphold the RawWaker contract: `ptr`
-    // is an `Arc<Record>` whose strong count each clone owns one of.
-    unsafe { Waker::from_raw(RawWaker::new(ptr, &VTABLE)) }
-}
 
 unsafe fn clone(ptr: *const ()) -> RawWaker {
     let record = ptr.cast::<Record>();
@@ -161,10 +172,18 @@ unsafe fn wake(ptr: *const ()) {
 }
 
 unsafe fn wake_by_ref(ptr: *const ()) {
-    // SAFETY: the waker owns a strong count, so the record is alive.
+    // SAFETY: the waker owns a strong count, or is the one lent for a poll,
+    // during which the registration keeps the record alive.
     let record = ManuallyDrop::new(unsafe { Arc::from_raw(ptr.cast::<Record>()) });
     record.activity.woke();
-    record.activity.runtime_waker.wake_by_ref();
+    if crate::registry::scope::is_polling(record.key()) {
+        // A task that wakes itself from its own poll, as a yield does.
+        // SAFETY: this thread is inside the task's poll, past the point where
+        // the poll stores the runtime's waker, so it is not storing one.
+        unsafe { record.activity.runtime_waker.wake_by_ref_from_poller() };
+    } else {
+        record.activity.runtime_waker.wake_by_ref();
+    }
 }
 
 unsafe fn drop_waker(ptr: *const ()) {
