@@ -191,3 +191,97 @@ unsafe fn drop_waker(ptr: *const ()) {
     let record = unsafe { Arc::from_raw(ptr.cast::<Record>()) };
     record.activity.waker_dropped();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Tracked;
+    use crate::registry::{Kind, Spawn, State};
+    use parking_lot::Mutex;
+    use std::future::Future;
+    use std::panic::Location;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_lent_waker_counts_only_its_clones_and_forwards_every_wake() {
+        let runtime = Arc::new(Wakes(AtomicUsize::new(0)));
+        let runtime_waker = Waker::from(runtime.clone());
+        let kept: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let mut polls = 0;
+        let future = std::future::poll_fn({
+            let kept = kept.clone();
+            move |cx| {
+                polls += 1;
+                match polls {
+                    // Wakes itself from inside the poll, as a yield does.
+                    1 => {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    // Leaves a clone behind, as a channel does.
+                    2 => {
+                        *kept.lock() = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                    _ => Poll::Ready(()),
+                }
+            }
+        });
+        let spawn = Spawn {
+            kind: Kind::LocalTask,
+            name: None,
+            location: Some(Location::caller()),
+            handle: None,
+        };
+        let (tracked, record) = Tracked::register(future, spawn);
+        let mut tracked = Box::pin(tracked);
+        let mut cx = Context::from_waker(&runtime_waker);
+
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            runtime.0.load(Ordering::Relaxed),
+            1,
+            "the self-wake is forwarded"
+        );
+        let sample = record.activity.sample();
+        assert_eq!((sample.foreign_wakers, sample.wakes), (0, 1));
+        assert_eq!(sample.state(), State::Runnable);
+
+        assert!(tracked.as_mut().poll(&mut cx).is_pending());
+        let sample = record.activity.sample();
+        assert_eq!(sample.foreign_wakers, 1, "only the kept clone counts");
+        assert_eq!(sample.state(), State::Waiting);
+
+        // The kept clone wakes the task from another thread, and is gone.
+        let clone = kept.lock().take().expect("the second poll kept a clone");
+        std::thread::spawn(move || clone.wake()).join().unwrap();
+        assert_eq!(runtime.0.load(Ordering::Relaxed), 2);
+        let sample = record.activity.sample();
+        assert_eq!((sample.foreign_wakers, sample.wakes), (0, 2));
+        assert_eq!(sample.state(), State::Runnable);
+
+        assert!(tracked.as_mut().poll(&mut cx).is_ready());
+        let mut live = Vec::new();
+        record.scope.live.collect_into(&mut live);
+        assert!(
+            !live.iter().any(|other| Arc::ptr_eq(other, &record)),
+            "unregistered on completion"
+        );
+        drop(live);
+        drop(tracked);
+        assert_eq!(
+            Arc::strong_count(&record),
+            1,
+            "nothing else holds the record"
+        );
+    }
+}
