@@ -43,8 +43,15 @@ for test, body in zip(sections[1::2], sections[2::2]):
     own = "stress::" + test.rsplit("::", 1)[0]
     if f"test `{test}` leaked" not in body:
         problems.append(f"{test}: the report does not name its own test")
+    # A test that leaks the runtime it built leaks that runtime's workers
+    # too, reported with a note saying so.
+    kept_runtime = "::attribute_sync_own_runtime::" in "::" + test
+    if kept_runtime and "workers of a tokio runtime built during the test" not in body:
+        problems.append(f"{test}: its kept runtime's workers are not reported")
     for names in re.findall(r"^  names?: (.*)$", body, re.M):
         for name in re.split(r", | and ", names):
+            if kept_runtime and name in ("tokio-rt-worker", "tokio-runtime-w"):
+                continue
             if name != own and not re.fullmatch(r"\d+ more", name):
                 problems.append(f"{test}: its report names {name!r}, which is not its own work")
     # Plain tasks are only counted without task hooks.

@@ -300,28 +300,24 @@ fn unresolved() -> Vec<backtrace::BacktraceFrame> {
 /// Resolves `trace` frame by frame. Frames in the C library are left
 /// unresolved: see [`in_c_runtime`].
 fn resolved_frames(trace: &mut [backtrace::BacktraceFrame]) -> Vec<Frame> {
+    // A frame with nothing to show: never the user's.
+    const UNKNOWN: Frame = Frame {
+        function: None,
+        file: None,
+        line: None,
+        column: None,
+        hidden: true,
+    };
     let mut frames = Vec::new();
     for frame in trace {
         if in_c_runtime(frame.ip()) {
-            frames.push(Frame {
-                function: None,
-                file: None,
-                line: None,
-                column: None,
-                hidden: true,
-            });
+            frames.push(UNKNOWN);
             continue;
         }
         frame.resolve();
         let symbols = frame.symbols();
         if symbols.is_empty() {
-            frames.push(Frame {
-                function: None,
-                file: None,
-                line: None,
-                column: None,
-                hidden: true,
-            });
+            frames.push(UNKNOWN);
         }
         // Inlined calls appear as several symbols of one frame.
         for symbol in symbols {

@@ -212,7 +212,8 @@ macro_rules! families {
                 #[leak_check(settle_ms = 300)]
                 #[ignore = "stress suite: run by scripts/stress.sh"]
                 fn leaky() {
-                    // The runtime is leaked too, so its task is never cancelled.
+                    // The runtime is leaked too, so its task is never
+                    // cancelled, and its workers are reported with it.
                     let runtime = Box::leak(Box::new(
                         tokio::runtime::Runtime::new().expect("runtime"),
                     ));

@@ -71,23 +71,9 @@ fn without_comment(line: &str) -> &str {
 
 /// The files in `dir` in which test processes noted matched rules.
 pub fn notes(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error),
-    };
-    let mut notes = Vec::new();
-    for entry in entries {
-        let path = entry?.path();
-        let is_note = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with(MATCHES_PREFIX) && name.ends_with(".txt"));
-        if is_note && path.is_file() {
-            notes.push(path);
-        }
-    }
-    Ok(notes)
+    crate::reports::files_in(dir, |name| {
+        name.starts_with(MATCHES_PREFIX) && name.ends_with(".txt")
+    })
 }
 
 /// The lines of `file` that some process noted as matched, from the notes

@@ -114,6 +114,12 @@ pub fn read_dir(dir: &Path, except: &Listing) -> std::io::Result<ReportDir> {
 }
 
 fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    files_in(dir, |name| name.ends_with(".json"))
+}
+
+/// The files directly in `dir` whose names `wanted` accepts, in name order;
+/// none when `dir` does not exist.
+pub fn files_in(dir: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -122,7 +128,11 @@ fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "json") && path.is_file() {
+        let name_wanted = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(&wanted);
+        if name_wanted && path.is_file() {
             files.push(path);
         }
     }

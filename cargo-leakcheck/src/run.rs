@@ -362,15 +362,12 @@ fn empty_report_dir(dir: &Path) -> Result<(), Failure> {
         ))
     };
     std::fs::create_dir_all(dir).map_err(failed)?;
-    for entry in std::fs::read_dir(dir).map_err(failed)? {
-        let path = entry.map_err(failed)?.path();
-        let note = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with(accepted::MATCHES_PREFIX));
-        if (note || path.extension().is_some_and(|ext| ext == "json")) && path.is_file() {
-            std::fs::remove_file(&path).map_err(failed)?;
-        }
+    let earlier = reports::files_in(dir, |name| {
+        name.ends_with(".json") || name.starts_with(accepted::MATCHES_PREFIX)
+    })
+    .map_err(failed)?;
+    for path in earlier {
+        std::fs::remove_file(&path).map_err(failed)?;
     }
     Ok(())
 }

@@ -158,8 +158,16 @@ impl Probe for TaskDump {
     fn open(_: &Opening<'_>) -> Option<Self> {
         #[cfg(all(tokio_unstable, feature = "taskdump", target_os = "linux"))]
         {
+            // On a runtime with several workers, tokio's dump meets every
+            // worker at a barrier that each waits at for 250 ms at most. A
+            // worker that arrives after another gave up (on a loaded
+            // machine, or while a synchronous check blocks it) traces alone,
+            // then waits forever for it at the next barrier, and the runtime
+            // can never shut down. A report without suspension points is
+            // better than a hang.
             tokio::runtime::Handle::try_current()
                 .ok()
+                .filter(|handle| handle.metrics().num_workers() == 1)
                 .map(|handle| Self { handle })
         }
         #[cfg(not(all(tokio_unstable, feature = "taskdump", target_os = "linux")))]
