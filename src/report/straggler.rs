@@ -203,7 +203,9 @@ impl Straggler {
     /// Where the task is suspended now, as tokio's task dump shows it: the
     /// counterpart of goleak's current stack. Only with the `taskdump`
     /// feature, `--cfg tokio_unstable` and Linux, from
-    /// [`check_async`](crate::LeakGuard::check_async); `None` otherwise.
+    /// [`check_async`](crate::LeakGuard::check_async) on a runtime with one
+    /// worker (with more, tokio's dump can hang the runtime); `None`
+    /// otherwise.
     pub fn suspended_at(&self) -> Option<&str> {
         self.suspended_at.as_deref()
     }
