@@ -7,43 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::mpsc;
 use std::time::Duration;
 
-const CHILD: &str = "CARGO_LEAKCHECK_TEST_CHILD";
-const TOOL: &str = env!("CARGO_BIN_EXE_cargo-leakcheck");
-
-fn is_child() -> bool {
-    std::env::var_os(CHILD).is_some()
-}
-
-/// The line of this file that ends with `// @site:<what>`.
-fn site_line(what: &str) -> usize {
-    let marker = format!("// @{}:{what}", "site");
-    include_str!("cli.rs")
-        .lines()
-        .position(|line| line.trim_end().ends_with(&marker))
-        .unwrap_or_else(|| panic!("no {marker}"))
-        + 1
-}
-
-fn leak_a() {
-    let (keep, stopped) = mpsc::channel::<()>();
-    std::mem::forget(keep);
-    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:a
-}
-
-fn leak_b() {
-    let (keep, stopped) = mpsc::channel::<()>();
-    std::mem::forget(keep);
-    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:b
-}
-
-fn leak_c() {
-    let (keep, stopped) = mpsc::channel::<()>();
-    std::mem::forget(keep);
-    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:c
-}
+#[path = "support/leaks.rs"]
+mod leaks;
+use leaks::{is_child, leak_a, leak_b, leak_c, site_line, CHILD, FILE, TOOL};
 
 /// A thousand checks, each on a thread named as a test of its own, leaking
 /// from 3 sites: 334 from a, 333 each from b and c.
@@ -133,12 +101,7 @@ fn a_thousand_reports_from_three_sites_give_three_site_lines() {
     let output = tool(&["summary", dir.to_str().unwrap()], &[]);
     let summary = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let at = |site: &str| {
-        format!(
-            "spawned at cargo-leakcheck/tests/cli.rs:{}:5 (state: running)",
-            site_line(site)
-        )
-    };
+    let at = |site: &str| format!("spawned at {FILE}:{}:5 (state: running)", site_line(site));
     let expected = [
         "leakcheck run summary: 1000 tests leaked 1000 threads, from 3 creation sites".to_owned(),
         format!("  334 tests, 334 threads {}", at("a")),

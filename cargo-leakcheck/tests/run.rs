@@ -9,36 +9,10 @@
 use leakcheck::leak_check;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::mpsc;
 
-const CHILD: &str = "CARGO_LEAKCHECK_TEST_CHILD";
-const TOOL: &str = env!("CARGO_BIN_EXE_cargo-leakcheck");
-
-fn is_child() -> bool {
-    std::env::var_os(CHILD).is_some()
-}
-
-/// The line of this file that ends with `// @site:<what>`.
-fn site_line(what: &str) -> usize {
-    let marker = format!("// @{}:{what}", "site");
-    include_str!("run.rs")
-        .lines()
-        .position(|line| line.trim_end().ends_with(&marker))
-        .unwrap_or_else(|| panic!("no {marker}"))
-        + 1
-}
-
-fn leak_a() {
-    let (keep, stopped) = mpsc::channel::<()>();
-    std::mem::forget(keep);
-    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:a
-}
-
-fn leak_b() {
-    let (keep, stopped) = mpsc::channel::<()>();
-    std::mem::forget(keep);
-    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:b
-}
+#[path = "support/leaks.rs"]
+mod leaks;
+use leaks::{is_child, leak_a, leak_b, site_line, CHILD, FILE, TOOL};
 
 #[leak_check(settle_ms = 0)]
 fn child_leaks_at_a() {
@@ -178,7 +152,7 @@ fn a_leaky_run_ends_with_the_run_wide_summary_and_the_runners_status() {
     // libtest's exit code for failed tests, passed on.
     assert_eq!(output.status.code(), Some(101), "{text}");
 
-    let file = "cargo-leakcheck/tests/run.rs";
+    let file = FILE;
     let expected = [
         "leakcheck run summary: 3 tests leaked 4 threads, from 2 creation sites".to_owned(),
         format!(
@@ -338,7 +312,7 @@ fn baseline_accepts_todays_leaks_and_the_next_run_passes() {
     // Under LEAKCHECK=warn, the leaks fail no test.
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(recorded(&dir, "env").contains(&"LEAKCHECK=warn".to_owned()));
-    let source = "cargo-leakcheck/tests/run.rs";
+    let source = FILE;
     let (a, b) = (site_line("a"), site_line("b"));
     let rule_a = format!("location {source}:{a}   # 2 tests, 3 threads");
     let rule_b = format!("location {source}:{b}   # 1 test, 1 thread");

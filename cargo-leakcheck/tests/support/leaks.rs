@@ -1,0 +1,45 @@
+//! What the tests of cargo-leakcheck run as child tests: leaks from three
+//! known lines of this file, through leakcheck for real.
+
+// Each test binary includes this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+
+/// Set in a child run: the child tests leak only then.
+pub const CHILD: &str = "CARGO_LEAKCHECK_TEST_CHILD";
+pub const TOOL: &str = env!("CARGO_BIN_EXE_cargo-leakcheck");
+/// This file, as reports name it.
+pub const FILE: &str = "cargo-leakcheck/tests/support/leaks.rs";
+
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+/// The line of this file that ends with `// @site:<what>`.
+pub fn site_line(what: &str) -> usize {
+    let marker = format!("// @{}:{what}", "site");
+    include_str!("leaks.rs")
+        .lines()
+        .position(|line| line.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no {marker}"))
+        + 1
+}
+
+pub fn leak_a() {
+    let (keep, stopped) = mpsc::channel::<()>();
+    std::mem::forget(keep);
+    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:a
+}
+
+pub fn leak_b() {
+    let (keep, stopped) = mpsc::channel::<()>();
+    std::mem::forget(keep);
+    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:b
+}
+
+pub fn leak_c() {
+    let (keep, stopped) = mpsc::channel::<()>();
+    std::mem::forget(keep);
+    leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:c
+}
