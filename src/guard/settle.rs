@@ -6,7 +6,6 @@
 //! verdict is believed only once every probe confirms it.
 
 use crate::options::Options;
-use crate::probe::os_threads::SYMBOLS_THREAD_NAME;
 use crate::probe::{Alive, Look, Probes};
 use crate::registry::{Scope, State};
 use crate::report::{LeakReport, Straggler};
@@ -259,9 +258,7 @@ impl<'a> Settle<'a> {
         if self.resolve_ahead_at.is_some_and(|at| elapsed >= at) {
             self.resolve_ahead_at = None;
             if let Some(pending) = crate::report::resolve_ahead(&stragglers) {
-                // Only a head start: if no thread can be had, the report
-                // resolves them itself.
-                crate::probe::run_on_own_thread(SYMBOLS_THREAD_NAME, move || pending.run());
+                crate::probe::resolve_ahead(pending);
             }
         }
         let pause = self

@@ -46,23 +46,27 @@ use crate::report::{LeakReport, Straggler, UntrackedThread};
 use std::future::Future;
 use std::sync::Arc;
 
-/// Runs `job` on a new thread of leakcheck's own, named `name`, which no
-/// probe counts as a test's work: the thread hook does not see it created,
-/// and the OS-thread check knows its id before this returns. Returns
-/// whether the thread started; it ends when `job` returns.
-pub(crate) fn run_on_own_thread(name: &str, job: impl FnOnce() + Send + 'static) -> bool {
+/// Resolves `pending` creation backtraces on a thread of leakcheck's own,
+/// while the check that expects to report them waits. Only a head start: if
+/// no thread can be had, the report resolves them itself.
+///
+/// No probe counts the thread as a test's work: the thread hook does not see
+/// it created, and the OS-thread check knows its id before this returns.
+pub(crate) fn resolve_ahead(pending: crate::capture::ResolveAhead) {
     let (marked, is_marked) = std::sync::mpsc::sync_channel::<()>(1);
     let spawned = thread_hook::not_hooked(|| {
         std::thread::Builder::new()
-            .name(name.to_owned())
+            .name(os_threads::SYMBOLS_THREAD_NAME.to_owned())
             .spawn(move || {
                 let _own = os_threads::OwnThread::enter();
                 let _ = marked.send(());
-                job();
+                pending.run();
             })
     });
-    // A thread that fails to mark itself has ended: nothing can see it.
-    spawned.is_ok() && is_marked.recv().is_ok()
+    if spawned.is_ok() {
+        // Returns once the thread is marked as leakcheck's, or has ended.
+        let _ = is_marked.recv();
+    }
 }
 
 /// What a probe may consider when a guard opens.
