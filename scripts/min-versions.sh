@@ -4,7 +4,10 @@
 # `--cfg tokio_unstable`: a user whose lock file holds an older release that
 # still matches our requirement gets exactly that release.
 #
-#   scripts/min-versions.sh
+#   scripts/min-versions.sh [--clean]
+#
+# --clean removes each cfg's build once its tests have run, and the copy at
+# the end (CI, where disk is short; a later run then starts cold).
 #
 # Works on a copy of the workspace under the target directory
 # (`${CARGO_TARGET_DIR:-target}/min-versions`), so the real Cargo.lock is
@@ -19,6 +22,14 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TERM_COLOR=never RUST_BACKTRACE=0
+
+clean=false
+case "${1-}" in
+    "") ;;
+    --clean) clean=true ;;
+    *) echo "min-versions.sh: unknown argument '$1'; accepted: --clean" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "min-versions.sh: one argument at most (--clean), got $#" >&2; exit 2; }
 
 base=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 work="$base/min-versions/workspace"
@@ -94,22 +105,24 @@ for pin in "${pins[@]}"; do
 done
 
 passed=0 failed=0
-run() { # run LABEL [ENV...]
-    local label=$1
-    shift
+run() { # run LABEL TARGET_DIR [ENV...]
+    local label=$1 target=$2
+    shift 2
     echo "==> cargo test --lib --tests ($label)"
-    if env "$@" cargo test --workspace --lib --tests; then
+    if env CARGO_TARGET_DIR="$target" "$@" cargo test --workspace --lib --tests; then
         passed=$((passed + 1))
     else
         echo "FAILED: $label"
         failed=$((failed + 1))
     fi
+    if $clean; then rm -rf "$target"; fi
 }
 # `leakcheck_min_versions` leaves out the few tests of features that need a
 # newer tokio than the floor (`flavor = "local"`, a runtime's `name`).
-run "default cfg" RUSTFLAGS="--cfg leakcheck_min_versions"
-run "--cfg tokio_unstable" RUSTFLAGS="--cfg tokio_unstable --cfg leakcheck_min_versions" \
-    CARGO_TARGET_DIR="$CARGO_TARGET_DIR/tokio-unstable"
+run "default cfg" "$CARGO_TARGET_DIR/default" RUSTFLAGS="--cfg leakcheck_min_versions"
+run "--cfg tokio_unstable" "$CARGO_TARGET_DIR/tokio-unstable" \
+    RUSTFLAGS="--cfg tokio_unstable --cfg leakcheck_min_versions"
+if $clean; then rm -rf "$base/min-versions"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
