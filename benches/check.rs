@@ -12,6 +12,7 @@
 //! | `B7/100k-one-site` | 100 000 stuck tasks from one line: `check_async` + `to_string` | ≤ 1 s |
 //! | `B7/size` | the report's `to_string().len()` | ≤ 10 KB |
 //! | `B8/<mode>` | heap bytes leakcheck adds per tracked, pending task, mode = `LEAKCHECK_BACKTRACE` | ≤ 256 B without a backtrace |
+//! | `B8/site-16` | the same for a task of 16 bytes, which keeps tokio's smaller task cell | ≤ 256 B |
 //!
 //! # Setup of each measure
 //!
@@ -133,7 +134,7 @@ const ROLES: &[Role] = &[
     Role {
         name: "mem-site",
         env: &[("LEAKCHECK_BACKTRACE", "site")],
-        ids: &["B8/site"],
+        ids: &["B8/site", "B8/site-16"],
         runs: 1,
         test_runs: 1,
     },
@@ -645,9 +646,52 @@ fn b7_rows(args: &Args) {
 // B8: memory per tracked task
 // ---------------------------------------------------------------------------
 
+/// The measured task: 24 bytes of state, the most that tokio fits in its
+/// smaller task cell (128 B), so any wrapper at all moves it up a step.
 async fn parked(started: Arc<AtomicUsize>) {
     started.fetch_add(1, Relaxed);
     std::future::pending::<()>().await
+}
+
+/// The same in 16 bytes: room for a wrapper of one pointer in the same cell.
+struct Parked16 {
+    started: Arc<AtomicUsize>,
+    counted: bool,
+}
+
+impl std::future::Future for Parked16 {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if !self.counted {
+            self.counted = true;
+            self.started.fetch_add(1, Relaxed);
+        }
+        std::task::Poll::Pending
+    }
+}
+
+/// Spawns one parked task of the size under test.
+fn spawn_parked(
+    started: Arc<AtomicUsize>,
+    small: bool,
+    tracked: bool,
+) -> tokio::task::JoinHandle<()> {
+    match (small, tracked) {
+        (false, false) => tokio::spawn(parked(started)),
+        (false, true) => leakcheck::spawn(parked(started)),
+        (true, false) => tokio::spawn(Parked16 {
+            started,
+            counted: false,
+        }),
+        (true, true) => leakcheck::spawn(Parked16 {
+            started,
+            counted: false,
+        }),
+    }
 }
 
 struct Footprint {
@@ -658,19 +702,14 @@ struct Footprint {
 
 /// Spawns `n` pending tasks, waits until each has been polled, and returns
 /// how much the live heap grew; then ends them.
-async fn resident(n: usize, tracked: bool) -> Footprint {
+async fn resident(n: usize, tracked: bool, small: bool) -> Footprint {
     let guard = tracked.then(|| Options::new().settle(Duration::from_secs(5)).verify_none());
     let started = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(n);
     let table_before = leakcheck::__private::registry_table_bytes() as isize;
     let before = alloc::sample();
     for _ in 0..n {
-        let task = parked(started.clone());
-        handles.push(if tracked {
-            leakcheck::spawn(task)
-        } else {
-            tokio::spawn(task)
-        });
+        handles.push(spawn_parked(started.clone(), small, tracked));
     }
     while started.load(Relaxed) < n {
         tokio::task::yield_now().await;
@@ -695,26 +734,37 @@ async fn resident(n: usize, tracked: bool) -> Footprint {
 fn memory(mode: &str) {
     let args = Args::parse();
     let id = format!("B8/{mode}");
+    // In the default mode, also a task small enough to keep tokio's cell.
+    let small_id = (mode == "site").then(|| format!("B8/{mode}-16"));
     if args.list {
         common::list(&[&id]);
-        return;
-    }
-    if !args.selects(&id) {
+        if let Some(small_id) = &small_id {
+            common::list(&[small_id]);
+        }
         return;
     }
     common::expect_env("LEAKCHECK_BACKTRACE", Some(mode));
+    if args.selects(&id) {
+        memory_row(&args, mode, &id, false);
+    }
+    if let Some(small_id) = small_id.filter(|id| args.selects(id)) {
+        memory_row(&args, mode, &small_id, true);
+    }
+}
+
+fn memory_row(args: &Args, mode: &str, id: &str, small: bool) {
     let n = if args.measuring() { 10_000 } else { 500 };
     alloc::enable();
     let rt = current_thread();
     let (plain, tracked) = rt.block_on(async {
         // Warm-up: tokio's queues and leakcheck's statics reach their size.
-        resident(n, false).await;
-        resident(n, true).await;
+        resident(n, false, small).await;
+        resident(n, true, small).await;
         let mut plain = Vec::new();
         let mut tracked = Vec::new();
         for _ in 0..3 {
-            plain.push(resident(n, false).await);
-            tracked.push(resident(n, true).await);
+            plain.push(resident(n, false, small).await);
+            tracked.push(resident(n, true, small).await);
         }
         (plain, tracked)
     });
@@ -760,7 +810,7 @@ fn memory(mode: &str) {
         .map(|(bytes, blocks)| format!("{:+.2}×≤{bytes} B", blocks as f64 / n as f64))
         .collect();
     println!(
-        "B8/{mode}: plain {:.1} B/task, tracked {:.1} B/task, added {:.1} B/task, registry tables {:.1} B/task, \
+        "{id}: plain {:.1} B/task, tracked {:.1} B/task, added {:.1} B/task, registry tables {:.1} B/task, \
          {:+.2} blocks/task; size classes per task (tracked − plain): {}",
         plain_stats.median,
         tracked_stats.median,
@@ -774,7 +824,7 @@ fn memory(mode: &str) {
         _ => None,
     };
     common::row(Row {
-        id,
+        id: id.to_owned(),
         figure: if args.measuring() {
             format!("+{:.0} B per task", added_stats.median)
         } else {
@@ -794,6 +844,7 @@ fn memory(mode: &str) {
         ),
         target: match mode {
             "off" => "≤ 256 B (no backtrace)".to_owned(),
+            "site" if small => "≤ 256 B (a 16-byte task, default backtraces)".to_owned(),
             "site" => "≤ 256 B (default: one shared backtrace per site)".to_owned(),
             _ => "report".to_owned(),
         },

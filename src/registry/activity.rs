@@ -6,7 +6,7 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::task::Waker;
 
 /// What a straggler was doing when the check gave up on it.
@@ -84,8 +84,10 @@ pub(crate) struct Activity {
     woken: AtomicBool,
     in_poll: AtomicBool,
     /// Live clones of the waker the wrapper hands the task; the one it lends
-    /// for each poll is not counted.
-    wakers: AtomicUsize,
+    /// for each poll is not counted. 32 bits, beside the two flags: each
+    /// live clone is a waker somewhere in memory, and four billion of them
+    /// would fill 64 GiB first.
+    wakers: AtomicU32,
     /// When the last poll ended, on [`crate::clock::coarse_nanos`]'s clock.
     last_poll_end: AtomicU64,
     /// The runtime's own waker, which the wrapper's waker forwards to.
@@ -112,7 +114,7 @@ impl Activity {
             wakes: AtomicU64::new(0),
             woken: AtomicBool::new(false),
             in_poll: AtomicBool::new(false),
-            wakers: AtomicUsize::new(0),
+            wakers: AtomicU32::new(0),
             last_poll_end: AtomicU64::new(0),
             runtime_waker: ForwardWaker::new(),
         }
@@ -170,7 +172,7 @@ impl Activity {
                 woken,
                 in_poll,
                 // The wrapper's own use of the waker is not counted.
-                foreign_wakers: wakers,
+                foreign_wakers: wakers as usize,
                 last_poll_end: (polls > 0 && !in_poll).then_some(last),
             };
         }

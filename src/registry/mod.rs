@@ -16,13 +16,14 @@ mod slab;
 
 pub use activity::State;
 pub(crate) use activity::{Activity, ActivitySample};
-pub(crate) use scope::{Scope, ScopeContext};
+pub(crate) use scope::{GuardStack, Scope, ScopeContext};
 
 use crate::capture::{Captured, CreationBacktrace};
 use runtimes::RuntimeTasks;
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -111,9 +112,6 @@ pub(crate) struct Record {
     /// seen through the thread hook has only its creation backtrace.
     pub(crate) location: Option<&'static Location<'static>>,
     pub(crate) spawned_at: Instant,
-    /// The same moment on [`crate::clock::coarse_nanos`]'s clock, the one
-    /// the end of each poll is read on.
-    pub(crate) spawned_coarse: u64,
     /// This record's own creation backtrace; in `site` mode, only the
     /// first spawn from a line in a scope has one (see [`Record::backtrace`]).
     own_backtrace: Option<Arc<CreationBacktrace>>,
@@ -129,7 +127,25 @@ pub(crate) struct Record {
     pub(crate) runtime: Option<Arc<RuntimeTasks>>,
     /// A tracked thread's kernel id, for the OS-thread check.
     pub(crate) tid: ThreadTid,
+    /// Where the record sits in its scope's set ([`slab::Slot::to_bits`]),
+    /// kept here rather than in the [`Registration`] so that the handle a
+    /// task's wrapper holds is one pointer.
+    slot: AtomicU64,
+    /// Guards opened inside the task and still open between its polls; the
+    /// rest of its scope context is `scope`. Only the registration touches
+    /// it (see [`Registration::poll_parts`]).
+    task_guards: OwnerOnly<GuardStack>,
 }
+
+/// A value that only the record's one [`Registration`] reads or writes,
+/// through `&mut self`; everyone else who shares the record leaves it alone.
+struct OwnerOnly<T>(UnsafeCell<T>);
+
+// SAFETY: the value is reached only through `Registration::poll_parts`, which
+// takes `&mut Registration`, and a record has exactly one registration, which
+// is not `Clone`: so at most one thread touches the value at a time, and
+// `T: Send` lets that thread differ from the one before.
+unsafe impl<T: Send> Sync for OwnerOnly<T> {}
 
 /// A tracked thread's kernel id, noted when the thread starts.
 #[derive(Default)]
@@ -158,9 +174,9 @@ pub(crate) struct Spawn<'a> {
 }
 
 /// Ownership of one record's place in the registry; dropping it unregisters.
+/// One pointer, so that a task's wrapper adds little to tokio's task cell.
 pub(crate) struct Registration {
     record: Arc<Record>,
-    slot: slab::Slot,
 }
 
 impl Record {
@@ -196,6 +212,15 @@ impl Registration {
     pub(crate) fn context(&self) -> ScopeContext {
         ScopeContext::inherit(self.record.scope.clone())
     }
+
+    /// What a poll of the registered task needs: its record, and the guards
+    /// opened inside it, which the poll may add to or close.
+    pub(crate) fn poll_parts(&mut self) -> (&Arc<Record>, &mut GuardStack) {
+        // SAFETY: `&mut self` on the record's only registration: nothing else
+        // reaches `task_guards` (see `OwnerOnly`).
+        let guards = unsafe { &mut *self.record.task_guards.0.get() };
+        (&self.record, guards)
+    }
 }
 
 impl Drop for Registration {
@@ -203,7 +228,8 @@ impl Drop for Registration {
         if let Some(runtime) = &self.record.runtime {
             runtime.task_ended();
         }
-        self.record.scope.live.remove(self.slot);
+        let slot = slab::Slot::from_bits(self.record.slot.load(Ordering::Relaxed));
+        self.record.scope.live.remove(slot);
     }
 }
 
@@ -245,7 +271,6 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
             .unwrap_or_default(),
         location: spawn.location,
         spawned_at: Instant::now(),
-        spawned_coarse: crate::clock::coarse_nanos(),
         own_backtrace,
         scope,
         activity: Activity::new(),
@@ -254,9 +279,13 @@ fn register_as(spawn: Spawn<'_>, hooked: bool) -> Registration {
         hooked,
         runtime,
         tid: Default::default(),
+        slot: AtomicU64::new(0),
+        task_guards: OwnerOnly(UnsafeCell::new(GuardStack::new())),
     });
     let slot = record.scope.live.insert(record.clone());
-    Registration { record, slot }
+    // Only the registration reads the slot back, and it is made below.
+    record.slot.store(slot.to_bits(), Ordering::Relaxed);
+    Registration { record }
 }
 
 /// Every live record in every scope.
@@ -284,4 +313,15 @@ pub fn live_count() -> usize {
         .iter()
         .map(|scope| scope.live.len())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_record_with_its_reference_counts_fits_in_192_bytes() {
+        // The bulk of what a tracked task costs in memory (B8 in the README):
+        // grow it only with the figure.
+        let allocation = std::mem::size_of::<super::Record>() + 2 * std::mem::size_of::<usize>();
+        assert!(allocation <= 192, "a record takes {allocation} B");
+    }
 }

@@ -182,7 +182,7 @@ pub(crate) fn all_scopes() -> Vec<Arc<Scope>> {
 #[derive(Default)]
 pub(crate) struct ScopeContext {
     base: Option<Arc<Scope>>,
-    guards: Vec<Arc<Scope>>,
+    guards: GuardStack,
     /// The task frame that was on top when this context was installed (its
     /// address, never read through): a task polled after that, nested in
     /// the same call, is more recent and wins; this context wins over that
@@ -195,22 +195,57 @@ impl ScopeContext {
     pub(crate) fn inherit(scope: Arc<Scope>) -> Self {
         Self {
             base: Some(scope),
-            guards: Vec::new(),
+            guards: GuardStack::new(),
             over_frame: None,
         }
     }
 
     fn current(&mut self) -> Option<Arc<Scope>> {
-        pop_closed(&mut self.guards);
-        self.guards.last().or(self.base.as_ref()).cloned()
+        self.guards.top().or(self.base.as_ref()).cloned()
     }
 }
 
-/// A guard dropped on another thread cannot reach the stack it was pushed
-/// on; it marks its scope closed, and the stale entry is dropped here.
-fn pop_closed(guards: &mut Vec<Arc<Scope>>) {
-    while guards.last().is_some_and(|scope| scope.is_closed()) {
-        guards.pop();
+/// The guards opened in one context and not yet dropped, innermost last.
+/// One pointer until a guard is opened: every task's record keeps one, and
+/// hardly any task opens a guard.
+#[derive(Default)]
+#[expect(
+    clippy::box_collection,
+    reason = "one pointer in every record, where a `Vec` would be three"
+)]
+pub(crate) struct GuardStack(Option<Box<Vec<Arc<Scope>>>>);
+
+impl GuardStack {
+    pub(crate) const fn new() -> Self {
+        Self(None)
+    }
+
+    fn push(&mut self, scope: Arc<Scope>) {
+        self.0.get_or_insert_with(Box::default).push(scope);
+    }
+
+    fn remove(&mut self, scope: &Arc<Scope>) {
+        if let Some(guards) = &mut self.0 {
+            if let Some(at) = guards.iter().rposition(|entry| Arc::ptr_eq(entry, scope)) {
+                guards.remove(at);
+            }
+        }
+    }
+
+    /// The innermost open guard. A guard dropped on another thread cannot
+    /// reach the stack it was pushed on; it marks its scope closed, and the
+    /// stale entry is dropped here.
+    fn top(&mut self) -> Option<&Arc<Scope>> {
+        let guards = self.0.as_mut()?;
+        while guards.last().is_some_and(|scope| scope.is_closed()) {
+            guards.pop();
+        }
+        guards.last()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |guards| guards.len())
     }
 }
 
@@ -221,21 +256,20 @@ struct TaskFrame<'a> {
     /// Who is polled: an address the caller chose, for [`is_polling`].
     owner: usize,
     scope: &'a Arc<Scope>,
-    guards: RefCell<&'a mut Vec<Arc<Scope>>>,
+    guards: RefCell<&'a mut GuardStack>,
 }
 
 impl TaskFrame<'_> {
     fn current(&self) -> Option<Arc<Scope>> {
         let mut guards = self.guards.try_borrow_mut().ok()?;
-        pop_closed(&mut guards);
-        Some(guards.last().unwrap_or(self.scope).clone())
+        Some(guards.top().unwrap_or(self.scope).clone())
     }
 }
 
 thread_local! {
     static CONTEXT: RefCell<ScopeContext> = const {
         // The thread's own context, installed over no frame.
-        RefCell::new(ScopeContext { base: None, guards: Vec::new(), over_frame: Some(0) })
+        RefCell::new(ScopeContext { base: None, guards: GuardStack::new(), over_frame: Some(0) })
     };
     /// The innermost [`TaskFrame`] being polled on this thread, or null:
     /// entering a poll is one swap of this pointer, which the poll's end
@@ -294,18 +328,13 @@ pub(crate) fn enter_guard(scope: &Arc<Scope>) {
 /// dropped out of order, and marks it closed for stacks on other threads.
 pub(crate) fn leave_guard(scope: &Arc<Scope>) {
     scope.close();
-    fn remove(guards: &mut Vec<Arc<Scope>>, scope: &Arc<Scope>) {
-        if let Some(at) = guards.iter().rposition(|entry| Arc::ptr_eq(entry, scope)) {
-            guards.remove(at);
-        }
-    }
     with_current(
         |frame| {
             if let Ok(mut guards) = frame.guards.try_borrow_mut() {
-                remove(&mut guards, scope);
+                guards.remove(scope);
             }
         },
-        |context| remove(&mut context.guards, scope),
+        |context| context.guards.remove(scope),
     );
 }
 
@@ -371,7 +400,7 @@ pub(crate) fn is_polling(owner: usize) -> bool {
 pub(crate) fn with_task_context<R>(
     owner: usize,
     scope: &Arc<Scope>,
-    guards: &mut Vec<Arc<Scope>>,
+    guards: &mut GuardStack,
     f: impl FnOnce() -> R,
 ) -> R {
     struct Restore(*const TaskFrame<'static>);
@@ -409,7 +438,7 @@ mod tests {
         let task_scope = guard_scope();
         let outer = guard_scope();
         enter_guard(&outer);
-        let mut guards = Vec::new();
+        let mut guards = GuardStack::new();
         let counts = Arc::strong_count(&task_scope);
         let inner = guard_scope();
         with_task_context(0, &task_scope, &mut guards, || {
@@ -429,7 +458,7 @@ mod tests {
             leave_guard(&inner);
             assert!(Arc::ptr_eq(&current(), &task_scope));
         });
-        assert!(guards.is_empty());
+        assert_eq!(guards.len(), 0);
         // A context installed during a poll (as the task hooks do for a
         // task polled inside it) wins until it is handed back.
         let hooked = guard_scope();
@@ -437,7 +466,7 @@ mod tests {
             let saved = replace_context(ScopeContext::inherit(hooked.clone()));
             assert!(Arc::ptr_eq(&current(), &hooked));
             // A task polled inside that wins in turn.
-            let mut nested = Vec::new();
+            let mut nested = GuardStack::new();
             with_task_context(1, &outer, &mut nested, || {
                 assert!(Arc::ptr_eq(&current(), &outer));
             });

@@ -13,10 +13,24 @@ const SHARDS: usize = 8;
 const KEEP_WHEN_EMPTY: usize = 64;
 
 /// Where an entry lives, so its owner can remove it in O(1).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Slot {
     shard: u32,
     key: u32,
+}
+
+impl Slot {
+    /// The slot in one word, for an atomic.
+    pub(crate) fn to_bits(self) -> u64 {
+        (u64::from(self.shard) << 32) | u64::from(self.key)
+    }
+
+    pub(crate) fn from_bits(bits: u64) -> Self {
+        Self {
+            shard: (bits >> 32) as u32,
+            key: bits as u32,
+        }
+    }
 }
 
 enum Entry<T> {
@@ -175,6 +189,7 @@ mod tests {
         slab.collect_into(&mut all);
         all.sort_unstable();
         assert_eq!(all, vec![2, 3]);
+        assert_eq!(Slot::from_bits(b.to_bits()), b);
         assert_eq!(slab.remove(b), Some(2));
         assert_eq!(slab.remove(c), Some(3));
         assert!(slab.is_empty());

@@ -76,14 +76,11 @@ impl Straggler {
             metrics: monitor.cumulative(),
         });
         let age = now.saturating_duration_since(record.spawned_at);
-        // Idle time is the part of the age after the last poll ended. The
-        // span from the spawn to that end is read on the coarse clock at
-        // both ends, so it is never negative and the idle time never exceeds
-        // the age, whichever way the clocks' ticks fall.
+        // Idle time is the time since the last poll ended, read on the
+        // coarse clock that poll's end was read on (so it is never negative),
+        // and never more than the age, whichever way the clocks' ticks fall.
         let idle = activity.last_poll_end.map(|end| {
-            age.saturating_sub(Duration::from_nanos(
-                end.saturating_sub(record.spawned_coarse),
-            ))
+            Duration::from_nanos(crate::clock::coarse_nanos().saturating_sub(end)).min(age)
         });
         Self {
             age,

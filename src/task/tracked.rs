@@ -6,49 +6,65 @@
 //! of its own so that the registry can tell a task nothing can wake from one
 //! that merely waits.
 
-use crate::registry::{self, Record, Registration, Scope, Spawn};
+use crate::registry::{self, Record, Registration, Spawn};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+/// The task's future and its registration, and nothing else: tokio sizes a
+/// task's cell in steps of 128 bytes, and a wrapper of the future plus one
+/// pointer keeps a small task in the same step as without leakcheck. What
+/// else a task needs (the guards opened inside it, its slot in the registry)
+/// lives in its record.
 pub(crate) struct Tracked<F> {
-    /// Declared before `registration`, so dropped first: `Counted` inside
-    /// it relies on the registration's reference to the record.
-    future: Inner<F>,
+    body: Body<F>,
+    /// `None` once the task has completed, and `body` with it has been
+    /// dropped; until then, which of `body`'s fields is live is told by the
+    /// record: the detailed one when the record has a monitor.
     registration: Option<Registration>,
-    /// Guards opened inside the task and still open between its polls; the
-    /// rest of its scope context is the record's scope.
-    guards: Vec<Arc<Scope>>,
 }
 
-/// The task's future behind its counting waker, and in detailed mode behind a
-/// tokio-metrics monitor too. The monitor keeps a clone of the waker it is
-/// polled with between polls, so it must sit outside the counting layer, or
-/// every idle task would seem to hold a live waker.
-enum Inner<F> {
-    Plain(Counted<F>),
-    /// Boxed: the monitor's state would otherwise make every task's cell
-    /// bigger, detailed or not.
-    Detailed(Pin<Box<tokio_metrics::Instrumented<Counted<F>>>>),
+/// The task's future, behind its counting waker. In detailed mode it is
+/// boxed behind a tokio-metrics monitor too, which keeps a clone of the waker
+/// it is polled with between polls, so it must sit outside the counting
+/// layer, or every idle task would seem to hold a live waker. Boxed, so the
+/// monitor's state does not make every task's cell bigger.
+union Body<F> {
+    /// Counted with the registration's record, which the wrapper passes in.
+    plain: ManuallyDrop<F>,
+    detailed: ManuallyDrop<Pin<Box<tokio_metrics::Instrumented<Counted<F>>>>>,
 }
 
-impl<F: Future> Inner<F> {
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: the variant's future is pinned along with `self` and never
-        // moved out.
-        unsafe {
-            match self.get_unchecked_mut() {
-                Inner::Plain(future) => Pin::new_unchecked(future).poll(cx),
-                Inner::Detailed(future) => future.as_mut().poll(cx),
-            }
-        }
-    }
+/// Polls `future` with a counting waker that stands for `record` and
+/// forwards to the waker of `cx`.
+///
+/// # Safety
+///
+/// `record` must be an `Arc<Record>`'s pointer, and the caller must keep that
+/// `Arc` alive for the whole call.
+unsafe fn poll_counted<F: Future>(
+    record: *const Record,
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    // SAFETY: alive for the call (the caller's promise).
+    let shared = unsafe { &*record };
+    // SAFETY: only the task's poller gets here, one poll at a time.
+    unsafe { shared.activity.runtime_waker.register(cx.waker()) };
+    // The waker lent for the poll borrows the caller's reference to the
+    // record, so lending it counts nothing; its clones take their own.
+    // SAFETY: the pointer is an `Arc<Record>`'s, alive for the whole poll;
+    // `ManuallyDrop` keeps the lent waker from releasing a count it does not
+    // own.
+    let lent =
+        ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(record.cast::<()>(), &VTABLE)) });
+    future.poll(&mut Context::from_waker(&lent))
 }
 
-/// Polls `future` with a counting waker that forwards to the waker this
-/// layer is polled with.
+/// The counting layer for detailed mode, where the monitor sits between the
+/// wrapper and the future, so the record cannot be passed in.
 pub(crate) struct Counted<F> {
     future: F,
     /// The record the counting waker stands for, or null once the future
@@ -76,18 +92,7 @@ impl<F: Future> Future for Counted<F> {
         // SAFETY: not null, so the future has not completed and the
         // registration around this layer still holds the record (see
         // `record`).
-        let record = unsafe { &*this.record };
-        // SAFETY: only the task's poller gets here, one poll at a time.
-        unsafe { record.activity.runtime_waker.register(cx.waker()) };
-        // The waker lent for the poll borrows this layer's reference to the
-        // record, so lending it counts nothing; its clones take their own.
-        // SAFETY: the pointer is an `Arc<Record>`'s, alive for the whole poll
-        // (see `record`); `ManuallyDrop` keeps the lent waker from releasing
-        // a count it does not own, and its clones take their own.
-        let lent = ManuallyDrop::new(unsafe {
-            Waker::from_raw(RawWaker::new(this.record.cast::<()>(), &VTABLE))
-        });
-        let result = future.poll(&mut Context::from_waker(&lent));
+        let result = unsafe { poll_counted(this.record, future, cx) };
         if result.is_ready() {
             this.record = std::ptr::null();
         }
@@ -101,20 +106,53 @@ impl<F> Tracked<F> {
     pub(crate) fn register(future: F, spawn: Spawn<'_>) -> (Self, Arc<Record>) {
         let registration = registry::register(spawn);
         let record = registration.record().clone();
-        let counted = Counted {
-            future,
-            record: Arc::as_ptr(&record),
-        };
-        let future = match &record.monitor {
-            Some(monitor) => Inner::Detailed(Box::pin(monitor.instrument(counted))),
-            None => Inner::Plain(counted),
+        let body = match &record.monitor {
+            Some(monitor) => Body {
+                detailed: ManuallyDrop::new(Box::pin(monitor.instrument(Counted {
+                    future,
+                    record: Arc::as_ptr(&record),
+                }))),
+            },
+            None => Body {
+                plain: ManuallyDrop::new(future),
+            },
         };
         let tracked = Tracked {
-            future,
+            body,
             registration: Some(registration),
-            guards: Vec::new(),
         };
         (tracked, record)
+    }
+
+    /// Drops whichever of `body`'s fields is live.
+    ///
+    /// # Safety
+    ///
+    /// Call once, with `detailed` read from the registration's record (it
+    /// tells the live field), and never touch `body` again.
+    unsafe fn drop_body(&mut self, detailed: bool) {
+        // SAFETY: the caller's promise; `detailed` was read from the record,
+        // which set the field at registration.
+        unsafe {
+            if detailed {
+                ManuallyDrop::drop(&mut self.body.detailed);
+            } else {
+                ManuallyDrop::drop(&mut self.body.plain);
+            }
+        }
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        // Abort, panic, or runtime shutdown before completion: the future
+        // goes first, then the registration (the detailed body's counting
+        // layer points at its record).
+        if let Some(registration) = &self.registration {
+            let detailed = registration.record().monitor.is_some();
+            // SAFETY: registered, so the body is live; this is its only drop.
+            unsafe { self.drop_body(detailed) };
+        }
     }
 }
 
@@ -122,26 +160,43 @@ impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is never moved out of `self` (structural pinning);
-        // the other fields are not pinned.
+        // SAFETY: `body` is never moved out of `self` (structural pinning);
+        // the registration is not pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let Some(registration) = &this.registration else {
-            return future.poll(cx);
+        let Some(registration) = &mut this.registration else {
+            panic!("a leakcheck task polled after it completed");
         };
-        let record = registration.record();
+        let (record, guards) = registration.poll_parts();
+        let detailed = record.monitor.is_some();
         record.activity.poll_started();
-        let result = crate::registry::scope::with_task_context(
-            record.key(),
-            &record.scope,
-            &mut this.guards,
-            || future.poll(cx),
-        );
+        let body = &mut this.body;
+        let result =
+            crate::registry::scope::with_task_context(record.key(), &record.scope, guards, || {
+                if detailed {
+                    // SAFETY: the record has a monitor, so `detailed` is the
+                    // live field; the box keeps its own pin.
+                    unsafe { body.detailed.as_mut().poll(cx) }
+                } else {
+                    // SAFETY: no monitor, so `plain` is the live field,
+                    // pinned with `self`; the registration holds `record`
+                    // for the whole poll.
+                    unsafe {
+                        let future = Pin::new_unchecked(&mut *body.plain);
+                        poll_counted(Arc::as_ptr(record), future, cx)
+                    }
+                }
+            });
         record.activity.poll_ended();
         if result.is_ready() {
-            // Unregister before tokio hands the output to the JoinHandle, so
-            // a check right after `handle.await` never sees this task.
-            this.registration = None;
+            // The future first, as tokio would drop it next; then unregister,
+            // before tokio hands the output to the JoinHandle, so a check
+            // right after `handle.await` never sees this task. Taken out
+            // first, so a panicking drop of the future cannot reach the body
+            // again through `Drop`, and still unregisters.
+            let _registration = this.registration.take();
+            // SAFETY: the body was live until now (registered), and with the
+            // registration gone nothing touches it again.
+            unsafe { this.drop_body(detailed) };
         }
         result
     }
@@ -211,6 +266,98 @@ mod tests {
         }
     }
 
+    fn spawn_here() -> Spawn<'static> {
+        Spawn {
+            kind: Kind::LocalTask,
+            name: None,
+            location: Some(Location::caller()),
+            handle: None,
+        }
+    }
+
+    fn is_live(record: &Arc<crate::registry::Record>) -> bool {
+        let mut live = Vec::new();
+        record.scope.live.collect_into(&mut live);
+        live.iter().any(|other| Arc::ptr_eq(other, record))
+    }
+
+    #[test]
+    fn the_wrapper_adds_one_pointer_to_the_future() {
+        // What keeps a small task's cell in tokio's smaller size step.
+        struct Sixteen(#[allow(dead_code)] [u64; 2]);
+        impl Future for Sixteen {
+            type Output = ();
+            fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                Poll::Ready(())
+            }
+        }
+        assert_eq!(
+            std::mem::size_of::<Tracked<Sixteen>>(),
+            16 + std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn a_future_whose_drop_panics_at_completion_is_dropped_once_and_unregistered() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        /// Ready at once; its drop, which comes after, panics.
+        struct PanicsOnDrop;
+        impl Future for PanicsOnDrop {
+            type Output = ();
+            fn poll(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                Poll::Ready(())
+            }
+        }
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::Relaxed);
+                panic!("dropping the future");
+            }
+        }
+        let (tracked, record) = Tracked::register(PanicsOnDrop, spawn_here());
+        let mut tracked = Box::pin(tracked);
+        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tracked.as_mut().poll(&mut Context::from_waker(&waker))
+        }));
+        assert!(
+            polled.is_err(),
+            "the future's drop panicked out of the poll"
+        );
+        assert!(!is_live(&record), "unregistered all the same");
+        drop(tracked);
+        assert_eq!(DROPS.load(Ordering::Relaxed), 1, "dropped once");
+        assert_eq!(Arc::strong_count(&record), 1);
+    }
+
+    #[test]
+    fn a_task_dropped_before_completion_drops_its_future_and_unregisters() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        struct Counts(Arc<AtomicUsize>);
+        impl Drop for Counts {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let held = Counts(dropped.clone());
+        let future = async move {
+            let _held = &held;
+            std::future::pending::<()>().await
+        };
+        let (tracked, record) = Tracked::register(future, spawn_here());
+        let mut tracked = Box::pin(tracked);
+        let waker = Waker::from(Arc::new(Wakes(AtomicUsize::new(0))));
+        assert!(tracked
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert!(is_live(&record));
+        drop(tracked);
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert!(!is_live(&record));
+        assert_eq!(Arc::strong_count(&record), 1);
+    }
+
     #[test]
     fn the_lent_waker_counts_only_its_clones_and_forwards_every_wake() {
         let runtime = Arc::new(Wakes(AtomicUsize::new(0)));
@@ -236,13 +383,7 @@ mod tests {
                 }
             }
         });
-        let spawn = Spawn {
-            kind: Kind::LocalTask,
-            name: None,
-            location: Some(Location::caller()),
-            handle: None,
-        };
-        let (tracked, record) = Tracked::register(future, spawn);
+        let (tracked, record) = Tracked::register(future, spawn_here());
         let mut tracked = Box::pin(tracked);
         let mut cx = Context::from_waker(&runtime_waker);
 
@@ -270,13 +411,7 @@ mod tests {
         assert_eq!(sample.state(), State::Runnable);
 
         assert!(tracked.as_mut().poll(&mut cx).is_ready());
-        let mut live = Vec::new();
-        record.scope.live.collect_into(&mut live);
-        assert!(
-            !live.iter().any(|other| Arc::ptr_eq(other, &record)),
-            "unregistered on completion"
-        );
-        drop(live);
+        assert!(!is_live(&record), "unregistered on completion");
         drop(tracked);
         assert_eq!(
             Arc::strong_count(&record),
