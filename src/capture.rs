@@ -134,15 +134,24 @@ pub(crate) fn workspace_root() -> Option<&'static Path> {
     ROOT.get_or_init(|| {
         let cwd = std::env::current_dir().ok()?;
         let workspace = cwd.ancestors().find(|dir| {
-            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|manifest| {
-                manifest
-                    .lines()
-                    .any(|line| line.trim_start().starts_with("[workspace]"))
-            })
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| declares_workspace(&manifest))
         });
         Some(workspace.unwrap_or(&cwd).to_path_buf())
     })
     .as_deref()
+}
+
+/// Whether a manifest has a `[workspace]` table: a line that starts with it,
+/// after blanks. Every process with a guard asks this of one or two
+/// manifests, in the user's unoptimised test build, so the text is searched
+/// with the standard library's substring search, which is compiled
+/// optimised, rather than line by line.
+fn declares_workspace(manifest: &str) -> bool {
+    manifest.match_indices("[workspace]").any(|(at, _)| {
+        let line = manifest[..at].rfind('\n').map_or(0, |newline| newline + 1);
+        manifest[line..at].trim().is_empty()
+    })
 }
 
 /// A resolved creation backtrace, with the frames that matter to the user.
@@ -592,9 +601,29 @@ impl SiteSamples {
 
 #[cfg(test)]
 mod tests {
-    use super::{in_c_runtime, is_machinery, resolve_ahead, Captured, CreationBacktrace};
+    use super::{
+        declares_workspace, in_c_runtime, is_machinery, resolve_ahead, Captured, CreationBacktrace,
+    };
     use std::path::Path;
     use std::sync::Arc;
+
+    #[test]
+    fn a_workspace_is_a_line_that_starts_with_its_table() {
+        assert!(declares_workspace("[workspace]\nmembers = []\n"));
+        assert!(declares_workspace(
+            "[package]\nname = \"a\"\n\n  [workspace]\n"
+        ));
+        assert!(!declares_workspace("[package]\nname = \"a\"\n"));
+        // Only its sub-tables, a comment, or a value that mentions it.
+        assert!(!declares_workspace(
+            "[workspace.package]\nversion = \"1\"\n"
+        ));
+        assert!(!declares_workspace("# [workspace]\n[package]\n"));
+        assert!(!declares_workspace(
+            "description = \"no [workspace] here\"\n"
+        ));
+        assert!(declares_workspace("# [workspace]\n[workspace]\n"));
+    }
 
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

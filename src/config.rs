@@ -154,6 +154,13 @@ impl EnvConfig {
     {
         let mut config = EnvConfig::default();
         for (name, value) in vars {
+            // Nearly every variable is neither ours nor the CI platform's:
+            // skip it on its first bytes, which an unoptimised test build
+            // does faster than anything below.
+            let bytes = name.as_encoded_bytes();
+            if !(bytes.starts_with(b"LEAKCHECK") || bytes.starts_with(b"GITHUB_")) {
+                continue;
+            }
             let Some(name) = name.to_str() else { continue };
             // Variables of the CI platform: read, never rejected.
             match name {
