@@ -83,7 +83,7 @@ fn check() -> Option<String> {
             return None;
         }
         if started.elapsed() >= budget {
-            let now = Instant::now();
+            let now = crate::clock::precise_nanos();
             let stragglers: Vec<Straggler> = live
                 .into_iter()
                 .map(|record| Straggler::observe(record, now, None))

@@ -3,7 +3,6 @@
 use crate::registry::{self, Kind};
 use crate::report::{by_site, count_by_kind, write_group, Straggler};
 use std::fmt;
-use std::time::Instant;
 
 /// Every live tracked task and thread in the process, in every scope.
 ///
@@ -28,7 +27,7 @@ use std::time::Instant;
 /// ```
 pub fn snapshot() -> Snapshot {
     registry::start_tracking();
-    let now = Instant::now();
+    let now = crate::clock::precise_nanos();
     let live = registry::all_records()
         .into_iter()
         .filter(|record| !crate::probe::thread_hook::is_runtime_thread(record))

@@ -11,7 +11,7 @@ use crate::registry::{Scope, State};
 use crate::report::{LeakReport, Straggler};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The first pause between looks; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_micros(250);
@@ -152,7 +152,7 @@ impl<'a> Settle<'a> {
             scope: self.scope,
             runtime_blocked: self.runtime_blocked,
         };
-        let now = Instant::now();
+        let now = crate::clock::precise_nanos();
         let observed = self.probes.look(&look).records.into_iter();
         let (stragglers, unjudged) = self.judge(
             observed.map(|record| Straggler::observe(record, now, None)),
@@ -202,7 +202,7 @@ impl<'a> Settle<'a> {
                 .map(|r| (r.key(), r.activity.sample().polls))
                 .collect();
         }
-        let now = Instant::now();
+        let now = crate::clock::precise_nanos();
         let observed = records.into_iter().map(|record| {
             let polls = self.polls_at_start.get(&record.key()).copied();
             Straggler::observe(record, now, polls.map(|polls| (polls, elapsed)))

@@ -5,7 +5,7 @@ use crate::capture::{display_path, Backtrace, ResolveAhead};
 use crate::registry::{ActivitySample, Kind, Record, State};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A task or thread that was still alive when a check or snapshot looked.
 ///
@@ -46,12 +46,12 @@ pub struct Straggler {
 }
 
 impl Straggler {
-    /// Observes `record` now. `settling` is the poll count seen when the
-    /// check began and the time since, to tell a spinning task from one that
-    /// waits on something.
+    /// Observes `record` at `now`, read on [`crate::clock::precise_nanos`].
+    /// `settling` is the poll count seen when the check began and the time
+    /// since, to tell a spinning task from one that waits on something.
     pub(crate) fn observe(
         record: Arc<Record>,
-        now: Instant,
+        now: u64,
         settling: Option<(u64, Duration)>,
     ) -> Self {
         let activity = record.activity.sample();
@@ -75,7 +75,7 @@ impl Straggler {
         let detail = record.monitor.as_ref().map(|monitor| Detail {
             metrics: monitor.cumulative(),
         });
-        let age = now.saturating_duration_since(record.spawned_at);
+        let age = Duration::from_nanos(now.saturating_sub(record.spawned_at));
         // Idle time is the time since the last poll ended, read on the
         // coarse clock that poll's end was read on (so it is never negative),
         // and never more than the age, whichever way the clocks' ticks fall.
