@@ -176,7 +176,23 @@ impl Straggler {
     }
 
     /// How long a task has been idle since its last poll ended, if it was
-    /// ever polled.
+    /// ever polled, and not woken during that poll: a task that was is
+    /// runnable, not idle, and the end of such a poll is not timed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let guard = leakcheck::Options::new()
+    ///     .settle(std::time::Duration::from_millis(20))
+    ///     .verify_none();
+    /// let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+    /// let waiter = leakcheck::spawn(never);
+    /// let report = guard.check_async().await.unwrap_err();
+    /// // Polled once, then idle on the channel ever since.
+    /// assert!(report.stragglers()[0].idle_for().is_some());
+    /// waiter.abort();
+    /// # }
+    /// ```
     pub fn idle_for(&self) -> Option<Duration> {
         self.idle
     }
