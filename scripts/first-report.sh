@@ -28,8 +28,10 @@
 #   (`with_check::`) and the same 200 under plain `#[tokio::test]`
 #   (`without::`). Each pair runs both, ABBA order flipping from pair to
 #   pair, and its ratio is with over without, in wall time: under nextest
-#   (a process per test, nextest's own run time) and under `cargo test`
-#   (the test binary run directly, 2 test threads, process wall time).
+#   (a process per test, nextest's own run time), under `cargo test`
+#   (the test binary run directly, 2 test threads, process wall time), and
+#   for one process running one test (what nextest pays per test, without
+#   nextest's own variance; 30 pairs a round).
 #
 # Figures are medians with [min–max] over rounds or pairs. The load average
 # is printed before and after: the machine is shared, and every figure here
@@ -154,7 +156,19 @@ if what in ("s", "all"):
             sys.exit(f"{prefix} did not pass 200 tests under nextest:\n{text[-2000:]}")
         return seconds
 
-    for name, run, pairs in (("nextest", under_nextest, 2 * rounds), ("cargo test", direct, 6 * rounds)):
+    def one_process(prefix):
+        # What nextest pays per test, without nextest's own variance: one
+        # process running one test of the 200.
+        started = time.perf_counter()
+        run = subprocess.run([clean_suite, "--exact", f"{prefix}g00::t0", "--test-threads=1", "-q"],
+                             capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        if run.returncode != 0 or "1 passed" not in run.stdout:
+            sys.exit(f"{prefix}g00::t0 did not pass:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+        return elapsed
+
+    for name, run, pairs in (("nextest", under_nextest, 2 * rounds), ("cargo test", direct, 6 * rounds),
+                             ("1 process", one_process, 30 * rounds)):
         ratios, with_times, without_times = [], [], []
         run("without::")  # warm the page cache and cargo's fingerprints
         for pair in range(pairs):
@@ -164,7 +178,7 @@ if what in ("s", "all"):
             else:
                 b = run("without::"); a = run("with_check::")
             ratios.append(a / b); with_times.append(a); without_times.append(b)
-        secs = lambda s: f"{s:.3f} s"
+        secs = lambda s: f"{s * 1000:.2f} ms" if name == "1 process" else f"{s:.3f} s"
         print(f"S1 {name:10}: with/without {spread(ratios, lambda x: f'{x:.3f}×')} over {pairs} pairs; "
               f"with {spread(with_times, secs)}, without {spread(without_times, secs)}", flush=True)
 PY
