@@ -274,42 +274,22 @@ fn ignore_location_whole_file() {
 
 #[test]
 fn every_test_is_registered_once() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--list", "--format=terse"])
-        .output()
-        .unwrap();
-    let list = String::from_utf8(out.stdout).unwrap();
-    let mut names: Vec<&str> = list
-        .lines()
-        .filter_map(|l| l.strip_suffix(": test"))
-        .collect();
-    assert!(names.contains(&"sync_clean") && names.contains(&"sync_with_test_below"));
-    names.sort_unstable();
+    let names = child::listed_tests();
+    assert!(
+        names.iter().any(|n| n == "sync_clean")
+            && names.iter().any(|n| n == "sync_with_test_below")
+    );
     let dups: Vec<&str> = names
         .windows(2)
         .filter(|w| w[0] == w[1])
-        .map(|w| w[0])
+        .map(|w| w[0].as_str())
         .collect();
     assert!(dups.is_empty(), "registered more than once: {dups:?}");
 }
 
 #[test]
 fn should_panic_lines_name_the_leaking_spawn() {
-    let source = include_str!("attribute.rs");
-    let lines: Vec<&str> = source.lines().collect();
-    let needle = concat!("\"tests/attribute.rs", ":");
-    let mut checked = 0;
-    for line in &lines {
-        if let Some((_, rest)) = line.split_once(needle) {
-            let number: usize = rest[..rest.find('"').unwrap()].parse().unwrap();
-            assert!(
-                lines[number - 1].ends_with("// leaks"),
-                "line {number}: {}",
-                lines[number - 1]
-            );
-            checked += 1;
-        }
-    }
+    let checked = sites::check_leak_lines(include_str!("attribute.rs"), "tests/attribute.rs");
     assert!(checked >= 10);
 }
 
@@ -335,3 +315,9 @@ async fn a_second_counted_task_is_not_accepted() {
     tokio::spawn(pending::<()>());
     tokio::task::yield_now().await;
 }
+
+// At the end of the file, so that no line a test names moves.
+#[path = "support/child.rs"]
+mod child;
+#[path = "support/sites.rs"]
+mod sites;

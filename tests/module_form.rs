@@ -363,16 +363,7 @@ fn an_exempt_test_is_not_checked() {
 
 #[test]
 fn each_test_is_registered_once_and_helpers_are_not_tests() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--list", "--format=terse"])
-        .output()
-        .unwrap();
-    let list = String::from_utf8(output.stdout).unwrap();
-    let mut names: Vec<&str> = list
-        .lines()
-        .filter_map(|line| line.strip_suffix(": test"))
-        .collect();
-    names.sort_unstable();
+    let names = child::listed_tests();
     let mut unique = names.clone();
     unique.dedup();
     assert_eq!(names, unique, "a test is registered more than once");
@@ -383,7 +374,10 @@ fn each_test_is_registered_once_and_helpers_are_not_tests() {
         "checked::on_two_workers::plain::leak_fails",
         "checked::legacy::leaks_and_passes",
     ] {
-        assert!(names.contains(&test), "{test} is not a test: {names:?}");
+        assert!(
+            names.iter().any(|n| n == test),
+            "{test} is not a test: {names:?}"
+        );
     }
     let in_checked = names.iter().filter(|n| n.starts_with("checked::")).count();
     assert_eq!(in_checked, 28, "{names:?}");
@@ -417,23 +411,10 @@ fn line_of(item: &str) -> usize {
 
 #[test]
 fn should_panic_lines_name_the_leaking_spawn() {
-    let source = include_str!("module_form.rs");
-    let lines: Vec<&str> = source.lines().collect();
-    let needle = concat!("tests/module_form.rs", ":");
-    let mut checked = 0;
-    for line in &lines {
-        if !line.trim_start().starts_with("#[should_panic") {
-            continue;
-        }
-        if let Some((_, rest)) = line.split_once(needle) {
-            let number: usize = rest[..rest.find('"').unwrap()].parse().unwrap();
-            assert!(
-                lines[number - 1].ends_with("// leaks"),
-                "line {number}: {}",
-                lines[number - 1]
-            );
-            checked += 1;
-        }
-    }
+    let checked = sites::check_leak_lines(include_str!("module_form.rs"), "tests/module_form.rs");
     assert_eq!(checked, 12);
 }
+
+// At the end of the file, so that no line a test names moves.
+#[path = "support/sites.rs"]
+mod sites;

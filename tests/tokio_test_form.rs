@@ -299,22 +299,10 @@ async fn unhandled_panic_ignore() {
 #[test]
 fn should_panic_lines_name_the_leaking_spawn() {
     let source = include_str!("tokio_test_form.rs");
-    let lines: Vec<&str> = source.lines().collect();
-    let needle = concat!("tests/tokio_test_form.rs", ":");
-    let mut checked = 0;
-    for line in &lines {
-        if !line.starts_with("#[should_panic") {
-            continue;
-        }
-        if let Some((_, rest)) = line.split_once(needle) {
-            let number: usize = rest[..rest.find('"').unwrap()].parse().unwrap();
-            assert!(
-                lines[number - 1].ends_with("// leaks"),
-                "line {number}: {}",
-                lines[number - 1]
-            );
-            checked += 1;
-        }
-    }
+    let checked = sites::check_leak_lines(source, "tests/tokio_test_form.rs");
     assert_eq!(checked, 5);
 }
+
+// At the end of the file, so that no line a test names moves.
+#[path = "support/sites.rs"]
+mod sites;

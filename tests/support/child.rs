@@ -34,3 +34,19 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// The names of this binary's tests, sorted, as `--list` gives them: a test
+/// registered twice is there twice.
+pub fn listed_tests() -> Vec<String> {
+    let output = Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--list", "--format=terse"])
+        .output()
+        .expect("list the tests");
+    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect();
+    names.sort_unstable();
+    names
+}
