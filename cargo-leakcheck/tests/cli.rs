@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[path = "support/leaks.rs"]
 mod leaks;
-use leaks::{is_child, leak_a, leak_b, leak_c, site_line, CHILD, FILE, TOOL};
+use leaks::{block, is_child, leak_a, leak_b, leak_c, site_line, CHILD, FILE, TOOL};
 
 /// A thousand checks, each on a thread named as a test of its own, leaking
 /// from 3 sites: 334 from a, 333 each from b and c.
@@ -62,21 +62,6 @@ fn tool(args: &[&str], vars: &[(&str, &str)]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The lines from `headline` up to the first that is not indented.
-fn block(text: &str, headline: &str) -> Vec<String> {
-    let start = text
-        .find(headline)
-        .unwrap_or_else(|| panic!("no `{headline}` in:\n{text}"));
-    let mut lines = text[start..].lines();
-    let mut block = vec![lines.next().unwrap().to_owned()];
-    block.extend(
-        lines
-            .take_while(|line| line.starts_with("  "))
-            .map(str::to_owned),
-    );
-    block
 }
 
 #[test]

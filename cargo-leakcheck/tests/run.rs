@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 #[path = "support/leaks.rs"]
 mod leaks;
-use leaks::{is_child, leak_a, leak_b, site_line, CHILD, FILE, TOOL};
+use leaks::{block, is_child, leak_a, leak_b, site_line, CHILD, FILE, TOOL};
 
 #[leak_check(settle_ms = 0)]
 fn child_leaks_at_a() {
@@ -107,22 +107,6 @@ fn tool(dir: &Path, cargo: &Path, args: &[&str], vars: &[(&str, &str)]) -> Outpu
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The lines of the block that starts with `headline`, up to the first
-/// line that is not indented.
-fn block(text: &str, headline: &str) -> Vec<String> {
-    let start = text
-        .find(headline)
-        .unwrap_or_else(|| panic!("no `{headline}` in:\n{text}"));
-    let mut lines = text[start..].lines();
-    let mut block = vec![lines.next().unwrap().to_owned()];
-    block.extend(
-        lines
-            .take_while(|line| line.starts_with("  "))
-            .map(str::to_owned),
-    );
-    block
 }
 
 fn recorded(dir: &Path, what: &str) -> Vec<String> {

@@ -1,5 +1,6 @@
 //! What the tests of cargo-leakcheck run as child tests: leaks from three
-//! known lines of this file, through leakcheck for real.
+//! known lines of this file, through leakcheck for real; and how they read
+//! the summaries those runs print.
 
 // Each test binary includes this module and uses a different part of it.
 #![allow(dead_code)]
@@ -42,4 +43,21 @@ pub fn leak_c() {
     let (keep, stopped) = mpsc::channel::<()>();
     std::mem::forget(keep);
     leakcheck::thread::spawn(move || stopped.recv().ok()); // @site:c
+}
+
+/// The lines of the block in `text` that starts with `headline` (a summary),
+/// up to the first line that is not indented.
+#[track_caller]
+pub fn block(text: &str, headline: &str) -> Vec<String> {
+    let start = text
+        .find(headline)
+        .unwrap_or_else(|| panic!("no `{headline}` in:\n{text}"));
+    let mut lines = text[start..].lines();
+    let mut block = vec![lines.next().unwrap_or_default().to_owned()];
+    block.extend(
+        lines
+            .take_while(|line| line.starts_with("  "))
+            .map(str::to_owned),
+    );
+    block
 }
