@@ -274,7 +274,7 @@ fn ignore_location_whole_file() {
 
 #[test]
 fn every_test_is_registered_once() {
-    let names = child::listed_tests();
+    let names = child::listed_tests(&[]);
     assert!(
         names.iter().any(|n| n == "sync_clean")
             && names.iter().any(|n| n == "sync_with_test_below")

@@ -35,11 +35,13 @@ pub fn text(output: &Output) -> String {
     )
 }
 
-/// The names of this binary's tests, sorted, as `--list` gives them: a test
-/// registered twice is there twice.
-pub fn listed_tests() -> Vec<String> {
+/// The names of this binary's tests, sorted, as `--list` gives them with
+/// `extra` arguments (`--ignored`, say): a test registered twice is there
+/// twice.
+pub fn listed_tests(extra: &[&str]) -> Vec<String> {
     let output = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--list", "--format=terse"])
+        .args(extra)
         .output()
         .expect("list the tests");
     let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
