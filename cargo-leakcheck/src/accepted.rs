@@ -57,7 +57,8 @@ pub fn rules(text: &str) -> Vec<Rule> {
     rules
 }
 
-/// The line up to a `#` that starts it or follows white space.
+/// The line up to a `#` that starts it or follows white space: the rule
+/// leakcheck's own reader of the file follows (`src/ignore/file.rs`).
 fn without_comment(line: &str) -> &str {
     let mut previous = ' ';
     for (at, c) in line.char_indices() {

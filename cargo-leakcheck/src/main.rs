@@ -1,6 +1,12 @@
 //! `cargo leakcheck`: runs a test suite with leakcheck's full visibility, the
 //! way `cargo llvm-cov` runs one with coverage, and summarises every leak
 //! of the run by creation site. See the README, or `cargo leakcheck help`.
+//!
+//! It does not depend on leakcheck, which would link tokio and leakcheck's
+//! thread hook into a cargo subcommand. The few things both must read or
+//! write alike are written twice, each saying so: the ignore file's comment
+//! rule (`accepted.rs`, leakcheck's `src/ignore/file.rs`) and the order of a
+//! summary's site lines (`summary.rs`, leakcheck's `src/report/summary.rs`).
 
 mod accepted;
 mod cli;

@@ -148,6 +148,8 @@ impl Summary {
             what.join(" and "),
             plural(self.sites.len() as u64, "creation site"),
         );
+        // Most tests first, as a test binary orders its own summary
+        // (leakcheck's `src/report/summary.rs`).
         let mut sites: Vec<(&(Kind, Site), &SiteTally)> = self.sites.iter().collect();
         sites.sort_by(|(a_key, a), (b_key, b)| {
             b.tests
