@@ -67,10 +67,10 @@ unsafe fn poll_counted<F: Future>(
 /// wrapper and the future, so the record cannot be passed in.
 pub(crate) struct Counted<F> {
     future: F,
-    /// The record the counting waker stands for, or null once the future
-    /// has completed. Not counted: the [`Tracked`] around this layer keeps
-    /// its registration, and with it the record, until this layer has
-    /// returned `Ready`, and drops it only after this layer.
+    /// The record the counting waker stands for. Not counted: the
+    /// [`Tracked`] around this layer keeps its registration, and with it the
+    /// record, for as long as this layer lives (it drops its body, this layer
+    /// with it, before the registration, and never polls it after `Ready`).
     record: *const Record,
 }
 
@@ -85,18 +85,9 @@ impl<F: Future> Future for Counted<F> {
         // the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        if this.record.is_null() {
-            // Polled after completion: nothing left to count.
-            return future.poll(cx);
-        }
-        // SAFETY: not null, so the future has not completed and the
-        // registration around this layer still holds the record (see
-        // `record`).
-        let result = unsafe { poll_counted(this.record, future, cx) };
-        if result.is_ready() {
-            this.record = std::ptr::null();
-        }
-        result
+        // SAFETY: the registration around this layer holds the record while
+        // this layer lives (see `record`).
+        unsafe { poll_counted(this.record, future, cx) }
     }
 }
 
